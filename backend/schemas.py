@@ -1,0 +1,151 @@
+"""Pydantic shapes of the REST API (docs/api.md). The run configuration is the core's ``RunConfig``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.models import Run
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class RunOut(BaseModel):
+    id: int
+    name: str | None
+    status: RunStatus
+    stage: str | None
+    progress: float
+    eta_s: float | None
+    cancel_requested: bool
+    error: str | None
+    config: dict[str, Any]
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    output_dir: str | None
+    summary: dict[str, Any] | None
+    attempts: int = 0
+    worker: str | None = None
+
+    @classmethod
+    def of(cls, run: Run) -> "RunOut":
+        return cls(
+            id=run.id, name=run.name, status=run.status, stage=run.stage, progress=run.progress or 0.0,
+            eta_s=run.eta_s, cancel_requested=bool(run.cancel_requested), error=run.error, config=run.config,
+            created_at=iso(run.created_at), started_at=iso(run.started_at), finished_at=iso(run.finished_at),
+            output_dir=run.output_dir, summary=run.summary, attempts=run.attempts or 0, worker=run.worker,
+        )
+
+
+class RunList(BaseModel):
+    items: list[RunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class LogLineOut(BaseModel):
+    seq: int
+    ts: str
+    level: str
+    message: str
+
+
+class LogsOut(BaseModel):
+    lines: list[LogLineOut]
+    next_offset: int
+
+
+class MetricsOut(BaseModel):
+    points: list[dict[str, Any]]
+
+
+class ArtifactItem(BaseModel):
+    name: str
+    size: int
+    kind: Literal["file", "folder"]
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactItem]
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: int
+    prompt: str = Field(min_length=1, max_length=32_000)
+    system: str | None = Field(None, max_length=32_000)
+    max_new_tokens: int = Field(256, gt=0, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class GenerationOut(BaseModel):
+    text: str
+    new_tokens: int
+    time_s: float
+
+
+class GenerateOut(BaseModel):
+    base: GenerationOut
+    sft: GenerationOut
+
+
+class PresetOut(BaseModel):
+    description: str
+    config: dict[str, Any]
+
+
+class ModelsOut(BaseModel):
+    embedded: str
+    builtin: list[str]
+    cached: list[str]
+    presets: dict[str, PresetOut]
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal["builtin", "upload"]
+    ref: str
+    rows: int | None
+    report: dict[str, Any] | None = None
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+
+
+class PreviewRow(BaseModel):
+    system: str | None
+    prompt: str
+    completion: str
+
+
+class PreviewOut(BaseModel):
+    rows: list[PreviewRow]
+    report: dict[str, Any] | None
+
+
+class WorkerOut(BaseModel):
+    name: str
+    gpus: list[str]
+    last_seen: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    broker: str
+    workers: list[WorkerOut]
+    version: str

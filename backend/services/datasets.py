@@ -1,0 +1,163 @@
+"""Built-in and uploaded datasets: upload (validated, size-limited), list, preview in the
+``<think>`` format with the data report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings
+from backend.errors import FieldError, NotFound, TooLarge
+from backend.models import Dataset, utcnow
+
+BUILTIN = {"builtin:reasoning": {"name": "reasoning (built-in arithmetic word problems)", "rows": 1000}}
+SUFFIXES = (".jsonl", ".json", ".parquet")
+REPORT_ROWS = 5000  # token lengths are measured on at most this many rows
+_CHUNK = 1 << 20
+_tok_lock = threading.Lock()
+_tokenizer: Any = None
+_builtin_reports: dict[str, dict[str, Any]] = {}
+
+
+def _tokenizer_for_reports() -> Any | None:
+    """The embedded model's tokenizer (shared by tiny-random), when it is available locally."""
+    global _tokenizer
+    with _tok_lock:
+        if _tokenizer is None:
+            try:
+                from distill.config import EMBEDDED_MODEL
+                from distill.data.prepare import ensure_chat_template
+                from distill.models import ensure_local_model, load_tokenizer
+
+                _tokenizer = load_tokenizer(ensure_local_model(EMBEDDED_MODEL))
+                ensure_chat_template(_tokenizer)
+            except Exception:  # noqa: BLE001 - reports then go without token lengths
+                _tokenizer = False
+        return _tokenizer or None
+
+
+def _system_for(source: str) -> str | None:
+    from distill.data.builtin import SYSTEM_PROMPT
+
+    return SYSTEM_PROMPT if source.startswith("builtin:") else None
+
+
+def build_report(source: str, max_rows: int | None, max_seq_length: int = 1024) -> tuple[dict[str, Any], int]:
+    """(data report, rows kept). Raises the core's DataFormatError / FileNotFoundError."""
+    from distill.data.prepare import data_report, to_prompt_completion
+    from distill.data.sources import load_examples
+
+    examples, stats = load_examples(source, max_rows)
+    tok = _tokenizer_for_reports()
+    lengths: list[int] = []
+    system = _system_for(source)
+    if tok is not None:
+        for ex in examples[:REPORT_ROWS]:
+            row = to_prompt_completion(ex, system)
+            lengths.append(len(tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True,
+                                                       return_dict=False)))
+    report = data_report(stats, lengths, max_seq_length)
+    report["token_length_rows"] = len(lengths)
+    report["tokenizer"] = "smollm2-135m" if tok is not None else None
+    return report, len(examples)
+
+
+def _safe_name(filename: str) -> str:
+    base = Path(filename.replace("\\", "/")).name
+    stem, suffix = Path(base).stem, Path(base).suffix.lower()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "data"
+    return stem[:100] + suffix
+
+
+class DatasetService:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
+        self.settings, self.sessions = settings, sessions
+
+    def list(self) -> list[dict[str, Any]]:
+        items = [{"id": ref, "name": meta["name"], "kind": "builtin", "ref": ref, "rows": meta["rows"]}
+                 for ref, meta in BUILTIN.items()]
+        with self.sessions() as s:
+            for ds in s.scalars(select(Dataset).order_by(Dataset.id.desc())):
+                items.append(self._out(ds))
+        return items
+
+    @staticmethod
+    def _out(ds: Dataset, with_report: bool = False) -> dict[str, Any]:
+        out = {"id": f"upload:{ds.id}", "name": ds.name, "kind": "upload", "ref": f"upload:{ds.id}", "rows": ds.rows}
+        if with_report:
+            out["report"] = ds.report
+        return out
+
+    def upload(self, filename: str, stream: BinaryIO, declared_size: int | None = None) -> dict[str, Any]:
+        limit = self.settings.max_upload_bytes
+        if declared_size is not None and declared_size > limit:
+            raise TooLarge(f"upload is {declared_size} bytes; the limit is {self.settings.max_upload_mb:g} MB "
+                           "(DISTILL_MAX_UPLOAD_MB)")
+        name = _safe_name(filename or "")
+        if Path(name).suffix not in SUFFIXES:
+            raise FieldError("file", f"unsupported file type {Path(filename or '').suffix or '(none)'}; "
+                             "expected .jsonl, .json or .parquet", type_="value_error")
+        staging = self.settings.datasets_dir / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp_dir = staging / uuid.uuid4().hex
+        tmp_dir.mkdir()
+        tmp = tmp_dir / name
+        try:
+            size = 0
+            with tmp.open("wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise TooLarge(f"upload exceeds the limit of {self.settings.max_upload_mb:g} MB "
+                                       "(DISTILL_MAX_UPLOAD_MB)")
+                    out.write(chunk)
+            if size == 0:
+                raise FieldError("file", "the file is empty")
+            try:
+                report, rows = build_report(str(tmp), None)
+            except (ValueError, FileNotFoundError) as e:  # DataFormatError is a ValueError
+                raise FieldError("file", str(e).replace(str(tmp_dir) + "/", "")) from None
+            with self.sessions() as s:
+                ds = Dataset(name=name, path="", rows=rows, size=size, report=report, created_at=utcnow())
+                s.add(ds)
+                s.flush()
+                final_dir = self.settings.datasets_dir / str(ds.id)
+                final_dir.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(tmp), final_dir / name)
+                ds.path = str((final_dir / name).relative_to(self.settings.home))
+                s.commit()
+                return self._out(ds, with_report=True)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def preview(self, dataset_id: str, n: int) -> dict[str, Any]:
+        from distill.data.prepare import to_prompt_completion
+        from distill.data.sources import load_examples
+
+        if dataset_id in BUILTIN:
+            source, report = dataset_id, _builtin_reports.get(dataset_id)
+            if report is None:
+                report = _builtin_reports.setdefault(dataset_id, build_report(dataset_id, BUILTIN[dataset_id]["rows"])[0])
+        else:
+            raw = dataset_id.removeprefix("upload:")
+            with self.sessions() as s:
+                ds = s.get(Dataset, int(raw)) if raw.isdigit() else None
+                if ds is None:
+                    raise NotFound(f"dataset {dataset_id} not found")
+                source, report = str(self.settings.home / ds.path), ds.report
+        examples, _ = load_examples(source, n)
+        system = _system_for(source)
+        rows = []
+        for ex in examples:
+            row = to_prompt_completion(ex, system)
+            sys_msg = next((m["content"] for m in row["prompt"] if m["role"] == "system"), None)
+            rows.append({"system": sys_msg, "prompt": row["prompt"][-1]["content"],
+                         "completion": row["completion"][0]["content"]})
+        return {"rows": rows, "report": report}

@@ -1,0 +1,226 @@
+"""Run lifecycle on the API side: validate and record a submission, list, cancel, resume, delete."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings
+from backend.errors import Conflict, FieldError, NotFound
+from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, Run, utcnow
+from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
+from backend.services.paths import inside_home
+from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
+BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
+BUILTIN_DATASETS = ("builtin:reasoning",)
+UPLOAD_PREFIX = "upload:"
+_FLAG = re.compile(r"^--([A-Za-z_][\w.]*): (.*)$")
+
+
+def _config_error(e: ConfigError) -> FieldError:
+    """ConfigError's one line (``--field: reason``) as a 422 naming the field."""
+    first = str(e).split("; ")[0]
+    m = _FLAG.match(first)
+    if m:
+        return FieldError(m.group(1), m.group(2))
+    return FieldError("", str(e))
+
+
+def _looks_local(value: str) -> bool:
+    return value.startswith((".", "/", "~")) or Path(value).suffix.lower() in {".jsonl", ".json", ".parquet"}
+
+
+def resolve_dataset_ref(session: Session, settings: Settings, ref: str) -> str:
+    """The value the worker hands to the core for a dataset reference (a path for an upload)."""
+    if ref.startswith(UPLOAD_PREFIX):
+        raw = ref.removeprefix(UPLOAD_PREFIX)
+        ds = session.get(Dataset, int(raw)) if raw.isdigit() else None
+        if ds is None:
+            raise FieldError("dataset", f"unknown dataset id {ref!r} (GET /api/v1/datasets lists them)")
+        return str(settings.home / ds.path)
+    return ref
+
+
+def normalize_config(session: Session, settings: Settings, body: RunConfig) -> RunConfig:
+    """Apply presets and the server's rules to a submitted configuration; FieldError names the field."""
+    overrides = body.model_dump(exclude_unset=True)
+    try:
+        config = build_config(overrides)
+    except ConfigError as e:
+        raise _config_error(e) from None
+    if config.trust_remote_code and not settings.trust_remote_code:
+        raise FieldError("trust_remote_code", "refused: this server runs no custom model code "
+                         "(the operator enables it with DISTILL_TRUST_REMOTE_CODE=1)")
+    changes: dict[str, Any] = {}
+
+    ds = config.dataset
+    if ds.startswith("builtin:"):
+        if ds not in BUILTIN_DATASETS:
+            raise FieldError("dataset", f"unknown built-in dataset {ds!r}; known: {', '.join(BUILTIN_DATASETS)}")
+    elif ds.startswith(UPLOAD_PREFIX):
+        resolve_dataset_ref(session, settings, ds)
+    elif HUB_ID.match(ds) and not _looks_local(ds) and not (settings.home / ds.split(":")[0]).exists():
+        pass  # a Hub dataset id; the worker reports an unreachable Hub as the run's error
+    else:
+        path = inside_home(settings.home, ds, "dataset")
+        if not path.exists():
+            raise FieldError("dataset", f"file or folder not found: {ds}")
+        changes["dataset"] = str(path)
+
+    model = config.model
+    if model not in BUILTIN_MODELS and not (HUB_ID.match(model) and not _looks_local(model)
+                                            and not (settings.home / model).exists()):
+        path = inside_home(settings.home, model, "model")
+        if not path.is_dir():
+            raise FieldError("model", f"model folder not found: {model} (use {EMBEDDED_MODEL}, tiny-random, "
+                             "a hub id owner/name or a folder inside DISTILL_HOME)")
+        changes["model"] = str(path)
+
+    if config.sft_model_path:
+        path = inside_home(settings.home, config.sft_model_path, "sft_model_path")
+        if not path.is_dir():
+            raise FieldError("sft_model_path", f"folder not found: {config.sft_model_path}")
+        changes["sft_model_path"] = str(path)
+
+    if config.output_dir:
+        path = inside_home(settings.home, config.output_dir, "output_dir")
+        if path == settings.home.resolve():
+            raise FieldError("output_dir", "must be a folder below DISTILL_HOME, not DISTILL_HOME itself")
+        for reserved in (settings.datasets_dir.resolve(), settings.runs_dir.resolve()):
+            if path == reserved or path.is_relative_to(reserved):
+                raise FieldError("output_dir", f"{reserved} is reserved for the service's own files")
+        if path.exists() and not path.is_dir():
+            raise FieldError("output_dir", f"{path} exists and is not a folder")
+        for other_id, other_dir in session.execute(select(Run.id, Run.output_dir).where(Run.output_dir.is_not(None))):
+            o = Path(other_dir)
+            if o == path or o.is_relative_to(path) or path.is_relative_to(o):
+                raise FieldError("output_dir", f"overlaps the folder of run {other_id}; runs may not share a folder")
+        changes["output_dir"] = str(path)
+    if changes:
+        config = config.model_copy(update=changes)
+    return config
+
+
+class RunService:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], dispatcher: Dispatcher):
+        self.settings, self.sessions, self.dispatcher = settings, sessions, dispatcher
+
+    # --- create -----------------------------------------------------------------------------
+    def create(self, body: RunConfig) -> Run:
+        with submit_lock:
+            with self.sessions() as s:
+                config = normalize_config(s, self.settings, body)
+                run = Run(name=config.name, status="queued", config=config.to_json(), task_id=new_task_id(),
+                          created_at=utcnow(), progress=0.0, cancel_requested=False, attempts=0)
+                s.add(run)
+                s.flush()
+                if not config.output_dir:
+                    out = self.settings.runs_dir / f"run_{run.id}"
+                    config = config.model_copy(update={"output_dir": str(out)})
+                if not config.name:
+                    config = config.model_copy(update={"name": f"run-{run.id}"})
+                run.config, run.name, run.output_dir = config.to_json(), config.name, config.output_dir
+                s.commit()
+                self._send(s, run)
+                return run
+
+    def _send(self, s: Session, run: Run) -> None:
+        if self.dispatcher.send(run.id, run.config.get("mode", "all"), run.task_id or ""):
+            s.execute(update(Run).where(Run.id == run.id, Run.task_id == run.task_id).values(dispatched_at=utcnow()))
+            s.commit()
+
+    # --- read --------------------------------------------------------------------------------
+    def get(self, s: Session, run_id: int) -> Run:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    def list(self, s: Session, status: str | None, limit: int, offset: int) -> tuple[list[Run], int]:
+        q = select(Run)
+        count = select(func.count()).select_from(Run)
+        if status:
+            q = q.where(Run.status == status)
+            count = count.where(Run.status == status)
+        runs = list(s.scalars(q.order_by(Run.id.desc()).limit(limit).offset(offset)))
+        return runs, int(s.scalar(count) or 0)
+
+    # --- change ------------------------------------------------------------------------------
+    def cancel(self, run_id: int) -> Run:
+        with self.sessions() as s:
+            run = self.get(s, run_id)
+            if run.status in TERMINAL:
+                raise Conflict(f"run {run_id} already {run.status}")
+            if run.status == "queued":
+                # Not started: cancelled at once; the worker skips its message.
+                s.execute(update(Run).where(Run.id == run_id, Run.status == "queued")
+                          .values(status="cancelled", cancel_requested=True, finished_at=utcnow()))
+            else:
+                s.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def resume(self, run_id: int) -> Run:
+        with submit_lock:
+            with self.sessions() as s:
+                run = self.get(s, run_id)
+                if run.status not in ("failed", "cancelled"):
+                    raise Conflict(f"run {run_id} is {run.status}; only a failed or cancelled run can be resumed")
+                step = last_checkpoint_step(run.output_dir)
+                if step is None:
+                    raise Conflict(f"run {run_id} has no checkpoint to resume from")
+                config = dict(run.config, resume=True)
+                # Training restarts from the checkpoint: points logged after it are superseded.
+                s.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step > step))
+                s.execute(delete(Evaluation).where(Evaluation.run_id == run_id))
+                run.config, run.status, run.task_id = config, "queued", new_task_id()
+                run.cancel_requested, run.error, run.finished_at, run.dispatched_at = False, None, None, None
+                run.summary, run.eta_s = None, None
+                s.commit()
+                self._send(s, run)
+                return run
+
+    def delete(self, run_id: int) -> None:
+        with self.sessions() as s:
+            run = self.get(s, run_id)
+            if run.status == "running":
+                raise Conflict(f"run {run_id} is running; cancel it first")
+            out = run.output_dir
+            s.delete(run)
+            s.commit()
+        if out:
+            path = Path(out).resolve()
+            home = self.settings.home.resolve()
+            if path.is_relative_to(home) and path != home and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def last_checkpoint_step(output_dir: str | None) -> int | None:
+    if not output_dir:
+        return None
+    ckpts = Path(output_dir) / "checkpoints"
+    steps = []
+    if ckpts.is_dir():
+        for p in ckpts.iterdir():
+            m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+            if m and p.is_dir() and any(p.iterdir()):
+                steps.append(int(m.group(1)))
+    return max(steps) if steps else None
+
+
+def log_lines(s: Session, run_id: int, after: int, limit: int) -> list[LogLine]:
+    return list(s.scalars(select(LogLine).where(LogLine.run_id == run_id, LogLine.seq > after)
+                          .order_by(LogLine.seq).limit(limit)))
+
+
+def metric_points(s: Session, run_id: int) -> list[dict[str, Any]]:
+    rows = s.scalars(select(MetricPoint).where(MetricPoint.run_id == run_id).order_by(MetricPoint.seq))
+    return [r.data for r in rows]

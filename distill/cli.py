@@ -1,0 +1,122 @@
+"""The command line: ``distill [flags]`` (= ``python run_distillation_pipeline.py [flags]``).
+
+Flags are generated from ``RunConfig``, grouped as in the config. Other subcommands
+(``distill serve``, ``distill worker``) are plugins found through the ``distill.commands``
+entry-point group, so this core package never imports the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, get_args
+
+from distill.config import ConfigError, RunConfig, build_config, field_groups
+from distill.presets import PRESETS
+
+GROUP_TITLES = {
+    "run": "run", "model": "model", "data": "data", "training": "training",
+    "lora": "LoRA", "kl": "KL regularization", "evaluation": "evaluation",
+}
+
+
+def _type_of(annotation: Any) -> type:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    base = args[0] if args else annotation
+    return base if base in (int, float, str) else str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distill",
+        description="Reasoning distillation: SFT (LoRA, optional KL to the base model) on <think> chain-of-thought "
+        "data, then base vs SFT on the same prompts. Defaults run offline on a CPU (embedded SmolLM2-135M, "
+        "builtin:reasoning); --preset seed restores the seed's Qwen2.5-0.5B + OpenThoughts-114k setup. "
+        "Subcommands: distill serve | distill worker.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="YAML or JSON file of field: value; flags override it")
+    parser.add_argument("--list_presets", action="store_true", help="List presets and exit")
+    for group, names in field_groups().items():
+        g = parser.add_argument_group(GROUP_TITLES.get(group, group))
+        for name in names:
+            info = RunConfig.model_fields[name]
+            extra = info.json_schema_extra or {}
+            help_text = f"{info.description} [default: {info.default}]"
+            if "seed_default" in extra:  # type: ignore[operator]
+                help_text += f" (seed: {extra['seed_default']})"  # type: ignore[index]
+            help_text = help_text.replace("%", "%%")
+            if info.annotation is bool:
+                g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=help_text)
+                continue
+            choices = get_args(info.annotation) if "Literal" in str(info.annotation) else None
+            g.add_argument(f"--{name}", type=_type_of(info.annotation), choices=choices or None, help=help_text,
+                           metavar=name.upper() if not choices else None)
+    return parser
+
+
+def check_paths(config: RunConfig) -> None:
+    """Refuse unreadable local paths before any model loads."""
+    ds = config.dataset
+    looks_local = ds.startswith((".", "/", "~")) or Path(ds).suffix in {".jsonl", ".json", ".parquet"}
+    if not ds.startswith("builtin:") and looks_local and not Path(ds).expanduser().exists():
+        raise ConfigError(f"--dataset: file or folder not found: {ds}")
+    if ds.startswith("builtin:") and ds != "builtin:reasoning":
+        raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: builtin:reasoning")
+    if config.sft_model_path and not Path(config.sft_model_path).is_dir():
+        raise ConfigError(f"--sft_model_path: folder not found: {config.sft_model_path}")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _plugin(argv: list[str]) -> int | None:
+    if not argv or argv[0].startswith("-"):
+        return None
+    for ep in entry_points(group="distill.commands"):
+        if ep.name == argv[0]:
+            return int(ep.load()(argv[1:]) or 0)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugin_rc = _plugin(argv)
+    if plugin_rc is not None:
+        return plugin_rc
+    args = vars(build_parser().parse_args(argv))
+    if args.pop("list_presets", False):
+        for name, p in PRESETS.items():
+            print(f"{name:14s} {p['description']}")
+        return 0
+    try:
+        config = build_config(args, args.pop("config", None))
+        check_paths(config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    # Imported here so that --help and validation answer without loading torch.
+    from distill.errors import USER_ERRORS
+    from distill.pipeline import RunCancelled, run_pipeline
+
+    try:
+        run_pipeline(config)
+    except RunCancelled as e:
+        print(f"cancelled: {e}", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,10 @@
+"""Errors that are the user's to fix: shown as one line, never as a traceback."""
+
+from distill.config import ConfigError
+from distill.data.schema import DataFormatError
+from distill.data.sources import DataSourceError
+from distill.models import ModelUnavailableError
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError, DataFormatError, DataSourceError, ModelUnavailableError, FileNotFoundError,
+)

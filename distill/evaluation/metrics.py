@@ -1,0 +1,152 @@
+"""Per-response metrics: think-tag structure, reasoning steps and length, a 0–1 quality
+score, the extracted answer and its correctness, and generation speed.
+
+Every definition and the quality-score formula are documented in ``docs/metrics.md``;
+keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from distill.evaluation.answers import answers_match, extract_answer
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+_CUE_WORDS_RE = re.compile(
+    r"\b(?:first|then|so|because|therefore|thus|hence|steps?)\b", re.IGNORECASE
+)
+_TAG_RE = re.compile(r"</?think>")
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
+# A step marker opening a sentence: "Step 2:", "2.", "2)", "-", "*", "•".
+_STEP_MARKER_RE = re.compile(r"^(?:step\s*\d+\s*[:.)]|\d+[.)](?:\s|$)|[-*•](?:\s|$))", re.IGNORECASE)
+_EQUATION_RE = re.compile(r"[=≈]")
+_HAS_WORD_RE = re.compile(r"\w")
+
+# Length factor knots (words): rises to 1 by _LEN_FULL, holds until _LEN_RAMBLE, then
+# decays to _LEN_FLOOR at _LEN_FLOOR_AT, so a rambling trace never scores as a tidy one.
+_LEN_FULL = 30
+_LEN_RAMBLE = 400
+_LEN_FLOOR_AT = 1500
+_LEN_FLOOR = 0.5
+_STEPS_FULL = 5
+
+
+def has_think_tags(response: str) -> bool:
+    """A ``<think>`` followed, somewhere later, by a ``</think>``."""
+    start = response.find(THINK_OPEN)
+    return start != -1 and response.find(THINK_CLOSE, start + len(THINK_OPEN)) != -1
+
+
+def think_closed(response: str) -> bool:
+    """Every ``<think>`` has a later ``</think>``; vacuously true with no ``<think>``.
+
+    Stray ``</think>`` tags (with no open block) are ignored rather than penalized.
+    """
+    depth = 0
+    for tag in _TAG_RE.findall(response):
+        if tag == THINK_OPEN:
+            depth += 1
+        elif depth:
+            depth -= 1
+    return depth == 0
+
+
+def reasoning_part(response: str) -> str:
+    """The reasoning: inside the first think block, else the whole response.
+
+    An unclosed ``<think>`` (generation cut off) runs to the end of the text; a lone
+    ``</think>`` (the prompt already opened the block) closes everything before it.
+    """
+    start = response.find(THINK_OPEN)
+    body_start = start + len(THINK_OPEN) if start != -1 else 0
+    end = response.find(THINK_CLOSE, body_start)
+    if start == -1 and end == -1:
+        return response
+    return response[body_start : end if end != -1 else len(response)]
+
+
+def answer_after_think(response: str) -> str:
+    """The text after the last ``</think>``, stripped ("" when there is none)."""
+    if THINK_CLOSE not in response:
+        return ""
+    return response.rsplit(THINK_CLOSE, 1)[1].strip()
+
+
+def count_steps(reasoning: str) -> int:
+    """Reasoning steps: one per non-empty line, or more for a line packing several.
+
+    A line counts when it holds a letter or digit. Within a line, each sentence that
+    contains an equation (``=`` or ``≈``) or opens with a step marker (``Step 2:``,
+    ``2.``, ``2)``, ``-``, ``*``, ``•``) is a step; a line counts
+    ``max(1, equation sentences, marked sentences)``. So a line-per-step trace scores
+    its line count, and a one-paragraph "3+4=7. Then 7*2=14." scores 2, not 1.
+    """
+    steps = 0
+    for line in reasoning.splitlines():
+        if not _HAS_WORD_RE.search(line):
+            continue
+        sentences = [s for s in _SENTENCE_SPLIT_RE.split(line.strip()) if s]
+        equations = sum(1 for s in sentences if _EQUATION_RE.search(s))
+        markers = sum(1 for s in sentences if _STEP_MARKER_RE.match(s))
+        steps += max(1, equations, markers)
+    return steps
+
+
+def length_factor(words: int) -> float:
+    """0 → 1 linearly over 0–30 words, 1 up to 400, then down to 0.5 at 1,500 and after."""
+    if words <= 0:
+        return 0.0
+    if words < _LEN_FULL:
+        return words / _LEN_FULL
+    if words <= _LEN_RAMBLE:
+        return 1.0
+    if words >= _LEN_FLOOR_AT:
+        return _LEN_FLOOR
+    return 1.0 - (1.0 - _LEN_FLOOR) * (words - _LEN_RAMBLE) / (_LEN_FLOOR_AT - _LEN_RAMBLE)
+
+
+def quality_score(
+    *, tags_closed: bool, has_answer_after_think: bool, has_reasoning: bool, num_steps: int, words: int
+) -> float:
+    """Structure (0.4) + steps (0.3) + length (0.3), rounded to 4 decimals."""
+    structure = 0.2 * tags_closed + 0.1 * has_answer_after_think + 0.1 * has_reasoning
+    steps = 0.3 * min(num_steps, _STEPS_FULL) / _STEPS_FULL
+    length = 0.3 * length_factor(words)
+    return round(structure + steps + length, 4)
+
+
+def response_metrics(
+    response: str, generation_time_s: float, new_tokens: int, ground_truth: str | None
+) -> dict[str, Any]:
+    """All metrics of one response; ``correct`` is None when there is no ground truth."""
+    tags = has_think_tags(response)
+    closed = think_closed(response)
+    reasoning = reasoning_part(response)
+    num_steps = count_steps(reasoning)
+    words = len(reasoning.split())
+    has_reasoning = tags or num_steps >= 2 or bool(_CUE_WORDS_RE.search(response))
+    answer = extract_answer(response)
+    has_ground_truth = ground_truth is not None and ground_truth.strip() != ""
+    return {
+        "has_think_tags": tags,
+        "think_closed": closed,
+        "has_reasoning": has_reasoning,
+        "num_steps": num_steps,
+        "reasoning_length": words,
+        "quality_score": quality_score(
+            tags_closed=tags and closed,
+            has_answer_after_think=answer_after_think(response) != "",
+            has_reasoning=has_reasoning,
+            num_steps=num_steps,
+            words=words,
+        ),
+        "answer": answer,
+        "correct": answers_match(answer, ground_truth) if has_ground_truth else None,
+        "generation_time_s": generation_time_s,
+        "new_tokens": new_tokens,
+        # A zero duration (e.g. a cached or empty generation) has no meaningful rate.
+        "tokens_per_s": new_tokens / generation_time_s if generation_time_s > 0 else 0.0,
+    }

@@ -1,0 +1,52 @@
+"""Named starting points. ``demo`` is the out-of-the-box default; ``seed`` is the seed project's setup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The seed's table: Qwen2.5-0.5B on OpenThoughts-114k, lr 2e-5, batch 2 x 8, 3 epochs.
+_SEED: dict[str, Any] = {
+    "model": "Qwen/Qwen2.5-0.5B",
+    "dataset": "open-thoughts/OpenThoughts-114k",
+    "epochs": 3,
+    "batch_size": 2,
+    "gradient_accumulation": 8,
+    "learning_rate": 2e-5,
+    "use_lora": True,
+    "use_kl_regularization": False,
+    "kl_coef": 0.1,
+    "early_stopping_patience": 3,
+    "max_grad_norm": 1.0,
+    "max_seq_length": 4096,
+    "max_new_tokens": 1024,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "description": "Embedded CPU demo: SmolLM2-135M on builtin:reasoning, 100 rows, 1 epoch (a few minutes on 2 cores)",
+        "config": {"model": "smollm2-135m", "dataset": "builtin:reasoning", "max_samples": 100, "epochs": 1,
+                   "learning_rate": 1e-3, "batch_size": 2, "gradient_accumulation": 8},
+    },
+    "seed": {
+        "description": "The seed's setup: Qwen/Qwen2.5-0.5B on OpenThoughts-114k (GPU recommended)",
+        "config": _SEED,
+    },
+    "qwen2.5-1.5b": {
+        "description": "Qwen/Qwen2.5-1.5B on OpenThoughts-114k (GPU, ~16 GB)",
+        "config": {**_SEED, "model": "Qwen/Qwen2.5-1.5B", "batch_size": 2, "gradient_accumulation": 8},
+    },
+    "qwen2.5-7b": {
+        "description": "Qwen/Qwen2.5-7B on OpenThoughts-114k (GPU, 40 GB+, LoRA)",
+        "config": {**_SEED, "model": "Qwen/Qwen2.5-7B", "batch_size": 1, "gradient_accumulation": 16, "learning_rate": 1e-4},
+    },
+    "llama-2-7b": {
+        "description": "meta-llama/Llama-2-7b-hf on OpenThoughts-114k (GPU, 40 GB+, LoRA; 4k context)",
+        "config": {**_SEED, "model": "meta-llama/Llama-2-7b-hf", "batch_size": 1, "gradient_accumulation": 16,
+                   "learning_rate": 1e-4, "max_seq_length": 4096},
+    },
+    "llama-3.1-8b": {
+        "description": "meta-llama/Llama-3.1-8B on OpenThoughts-114k (GPU, 40 GB+, LoRA)",
+        "config": {**_SEED, "model": "meta-llama/Llama-3.1-8B", "batch_size": 1, "gradient_accumulation": 16,
+                   "learning_rate": 1e-4},
+    },
+}

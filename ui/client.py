@@ -1,0 +1,464 @@
+"""A typed HTTP client for the run service's REST API (``docs/api.md``).
+
+The dashboard talks to the service only through this client, so everything the dashboard does
+a script can do too. Every failure (refused connection, timeout, 4xx/5xx) becomes an
+:class:`ApiError` whose ``str()`` is one readable line; 422 validation errors also carry
+``field_errors`` (field name -> message) so the form can show them next to the field.
+
+Streaming endpoints (logs, generation) are Server-Sent Events, parsed here (no extra
+dependency) for both the sync and the async client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+API_PREFIX = "/api/v1"
+DEFAULT_TIMEOUT = 10.0
+MAX_MESSAGE = 300
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class Run(TypedDict, total=False):
+    id: int
+    name: str | None
+    status: RunStatus
+    stage: str | None
+    progress: float | None
+    eta_s: float | None
+    cancel_requested: bool
+    error: str | None
+    config: dict[str, Any]
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    output_dir: str | None
+    summary: dict[str, Any] | None
+
+
+class RunPage(TypedDict):
+    items: list[Run]
+    total: int
+    limit: int
+    offset: int
+
+
+class LogLine(TypedDict, total=False):
+    seq: int
+    ts: str
+    level: str
+    message: str
+
+
+class LogPage(TypedDict):
+    lines: list[LogLine]
+    next_offset: int
+
+
+class Artifact(TypedDict, total=False):
+    name: str
+    size: int | None
+    kind: Literal["file", "folder"]
+
+
+class Dataset(TypedDict, total=False):
+    id: int | str
+    name: str
+    kind: Literal["builtin", "upload"]
+    ref: str
+    rows: int | None
+    report: dict[str, Any]
+
+
+class GenSide(TypedDict, total=False):
+    text: str
+    new_tokens: int
+    time_s: float
+
+
+# --------------------------------------------------------------------------- errors
+
+class ApiError(Exception):
+    """One readable line; ``status`` is the HTTP status (None: no answer at all)."""
+
+    def __init__(self, message: str, status: int | None = None, field_errors: dict[str, str] | None = None) -> None:
+        self.message = one_line(message)
+        self.status = status
+        self.field_errors: dict[str, str] = dict(field_errors or {})
+        super().__init__(self.message)
+
+
+def one_line(text: Any, limit: int = MAX_MESSAGE) -> str:
+    """Whitespace collapsed, cut at ``limit`` characters with an ellipsis."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+_FLAG_PREFIX = re.compile(r"^--?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+)$")
+
+
+def _field_errors_from_detail(detail: Any) -> tuple[str, dict[str, str]]:
+    """(summary line, field -> message) from a FastAPI 422 ``detail`` or a one-line ``--field: msg``."""
+    fields: dict[str, str] = {}
+    parts: list[str] = []
+    if isinstance(detail, list):
+        for item in detail:
+            if not isinstance(item, dict):
+                parts.append(str(item))
+                continue
+            loc = [str(x) for x in item.get("loc", []) if x not in ("body", "query", "path")]
+            msg = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+            name = loc[0] if loc else ""
+            if name:
+                fields.setdefault(name, msg)
+                parts.append(f"{'.'.join(loc)}: {msg}")
+            else:
+                parts.append(msg)
+                # A model-level message naming the flag ("--mode evaluate needs --sft_model_path ...").
+                m = re.search(r"--([a-z_]+)", msg)
+                if m:
+                    fields.setdefault(m.group(1), msg)
+        return "; ".join(parts) or "invalid request", fields
+    text = str(detail)
+    for piece in text.split("; "):
+        m = _FLAG_PREFIX.match(piece.strip())
+        if m:
+            fields.setdefault(m.group(1), m.group(2))
+    return text, fields
+
+
+def error_from_response(resp: httpx.Response, what: str = "") -> ApiError:
+    """An :class:`ApiError` for a non-2xx answer, using the API's ``{"detail": ...}``."""
+    status = resp.status_code
+    try:
+        body = resp.json()
+        detail = body.get("detail") if isinstance(body, dict) else body
+    except (ValueError, json.JSONDecodeError):
+        detail = None
+    if detail is None:
+        text = (resp.text or "").strip()
+        detail = text if text and not text.lstrip().startswith("<") else resp.reason_phrase
+    prefix = f"{what}: " if what else ""
+    if status == 401:
+        return ApiError(
+            f"{prefix}the API refused the request (401 unauthorized): it needs a token. "
+            "Set DISTILL_API_TOKEN for the dashboard (and log in with it).", status)
+    if status == 403:
+        return ApiError(f"{prefix}forbidden (403): {one_line(detail)}", status)
+    if status == 422:
+        summary, fields = _field_errors_from_detail(detail)
+        return ApiError(f"{prefix}invalid: {summary}", status, fields)
+    if status == 413:
+        return ApiError(f"{prefix}too large (413): {one_line(detail)}", status)
+    if status >= 500:
+        return ApiError(f"{prefix}the API failed ({status}): {one_line(detail)}", status)
+    return ApiError(f"{prefix}{one_line(detail)} ({status})", status)
+
+
+def error_from_exception(exc: Exception, base_url: str, what: str = "") -> ApiError:
+    prefix = f"{what}: " if what else ""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, httpx.ConnectError):
+        return ApiError(f"{prefix}cannot reach the API at {base_url} (connection refused): is the server running? "
+                        "Retrying automatically.")
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiError(f"{prefix}the API at {base_url} did not answer in time ({type(exc).__name__}).")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ApiError(f"{prefix}the connection to the API at {base_url} was cut (the server may be restarting).")
+    if isinstance(exc, httpx.HTTPError):
+        return ApiError(f"{prefix}HTTP error talking to {base_url}: {one_line(exc) or type(exc).__name__}")
+    return ApiError(f"{prefix}{type(exc).__name__}: {one_line(exc)}")
+
+
+# --------------------------------------------------------------------------- SSE
+
+@dataclass
+class SSEEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data) if self.data else None
+
+
+@dataclass
+class SSEParser:
+    """Incremental Server-Sent Events parser (WHATWG rules): feed lines, get events."""
+
+    _event: str = ""
+    _data: list[str] = field(default_factory=list)
+    _id: str | None = None
+    _retry: int | None = None
+    last_event_id: str | None = None
+
+    def feed(self, line: str) -> SSEEvent | None:
+        line = line.rstrip("\r\n")
+        if line == "":
+            if not self._data and not self._event:
+                self._id = None
+                return None
+            ev = SSEEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
+            self._event, self._data, self._retry = "", [], None
+            self._id = None
+            return ev
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+                self.last_event_id = value
+        elif name == "retry":
+            if value.isdigit():
+                self._retry = int(value)
+        return None
+
+
+def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
+    """Events from an iterable of text lines (a trailing event without a blank line is dropped, per spec)."""
+    parser = SSEParser()
+    for line in lines:
+        ev = parser.feed(line)
+        if ev is not None:
+            yield ev
+
+
+# --------------------------------------------------------------------------- clients
+
+def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None and v != ""}
+
+
+class _Base:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token or None
+        self.timeout = timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        h = {"Accept": "application/json"}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        return h
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{API_PREFIX}{path}"
+
+    def artifact_url(self, run_id: int, name: str) -> str:
+        from urllib.parse import quote
+
+        return self.url(f"/runs/{int(run_id)}/artifacts/{quote(name)}")
+
+
+class ApiClient(_Base):
+    """Synchronous client; one short-lived connection pool per instance (thread-safe)."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(base_url, token, timeout)
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers=self.headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- plumbing
+    def request(self, method: str, path: str, what: str = "", **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, self.url(path), **kw)
+        except Exception as e:  # noqa: BLE001 - every transport failure becomes one readable line
+            raise error_from_exception(e, self.base_url, what) from None
+        if resp.status_code >= 400:
+            raise error_from_response(resp, what)
+        return resp
+
+    def _json(self, method: str, path: str, what: str = "", **kw: Any) -> Any:
+        resp = self.request(method, path, what, **kw)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise ApiError(f"{what + ': ' if what else ''}the API answered something that is not JSON "
+                           f"({resp.headers.get('content-type', '?')})", resp.status_code) from None
+
+    # -- service
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/health", "health")
+
+    def models(self) -> dict[str, Any]:
+        return self._json("GET", "/models", "models")
+
+    def config_schema(self) -> dict[str, Any]:
+        return self._json("GET", "/config/schema", "config schema")
+
+    # -- runs
+    def create_run(self, config: dict[str, Any], name: str | None = None) -> Run:
+        body = dict(config)
+        if name:
+            body["name"] = name
+        return self._json("POST", "/runs", "launch", json=body)
+
+    def list_runs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> RunPage:
+        params = _clean_params({"status": status, "limit": limit, "offset": offset})
+        return self._json("GET", "/runs", "runs", params=params)
+
+    def get_run(self, run_id: int) -> Run:
+        return self._json("GET", f"/runs/{int(run_id)}", f"run {run_id}")
+
+    def delete_run(self, run_id: int) -> None:
+        self._json("DELETE", f"/runs/{int(run_id)}", f"delete run {run_id}")
+
+    def cancel_run(self, run_id: int) -> Run:
+        return self._json("POST", f"/runs/{int(run_id)}/cancel", f"cancel run {run_id}")
+
+    def resume_run(self, run_id: int) -> Run:
+        return self._json("POST", f"/runs/{int(run_id)}/resume", f"resume run {run_id}")
+
+    def get_logs(self, run_id: int, offset: int = 0, limit: int | None = None) -> LogPage:
+        params = _clean_params({"offset": offset, "limit": limit})
+        return self._json("GET", f"/runs/{int(run_id)}/logs", f"logs of run {run_id}", params=params)
+
+    def get_metrics(self, run_id: int) -> list[dict[str, Any]]:
+        data = self._json("GET", f"/runs/{int(run_id)}/metrics", f"metrics of run {run_id}")
+        return list((data or {}).get("points", []))
+
+    def get_evaluation(self, run_id: int) -> dict[str, Any] | None:
+        """The evaluation results, or None while there are none yet (404)."""
+        try:
+            return self._json("GET", f"/runs/{int(run_id)}/evaluation", f"evaluation of run {run_id}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list_artifacts(self, run_id: int) -> list[Artifact]:
+        data = self._json("GET", f"/runs/{int(run_id)}/artifacts", f"artifacts of run {run_id}")
+        return list((data or {}).get("items", []))
+
+    def download_artifact(self, run_id: int, name: str, dest: str) -> str:
+        """Stream an artifact (a folder comes as a zip) to the file ``dest``; returns ``dest``."""
+        what = f"download {name}"
+        try:
+            with self._http.stream("GET", self.artifact_url(run_id, name), timeout=httpx.Timeout(self.timeout, read=300)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise error_from_response(resp, what)
+                with open(dest, "wb") as f:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        f.write(chunk)
+        except ApiError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise error_from_exception(e, self.base_url, what) from None
+        return dest
+
+    # -- datasets
+    def list_datasets(self) -> list[Dataset]:
+        data = self._json("GET", "/datasets", "datasets")
+        return list((data or {}).get("items", []))
+
+    def upload_dataset(self, path: str, filename: str | None = None) -> Dataset:
+        import os
+
+        name = filename or os.path.basename(path)
+        with open(path, "rb") as f:
+            return self._json("POST", "/datasets", f"upload {name}", files={"file": (name, f)},
+                              timeout=httpx.Timeout(self.timeout, write=300, read=300))
+
+    def dataset_preview(self, dataset_id: int | str, n: int = 5) -> dict[str, Any]:
+        return self._json("GET", f"/datasets/{dataset_id}/preview", "dataset preview", params={"n": n},
+                          timeout=httpx.Timeout(self.timeout, read=120))
+
+    # -- generation
+    def generate(self, run_id: int, prompt: str, **settings: Any) -> dict[str, GenSide]:
+        body = _clean_params({"run_id": run_id, "prompt": prompt, **settings})
+        return self._json("POST", "/generate", "generate", json=body, timeout=httpx.Timeout(self.timeout, read=600))
+
+    # -- streams (sync)
+    def stream_events(self, method: str, path: str, what: str = "", last_event_id: str | None = None,
+                      read_timeout: float | None = 60.0, **kw: Any) -> Iterator[SSEEvent]:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        try:
+            with self._http.stream(method, self.url(path), headers=headers,
+                                   timeout=httpx.Timeout(self.timeout, read=read_timeout), **kw) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise error_from_response(resp, what)
+                yield from iter_sse(resp.iter_lines())
+        except ApiError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise error_from_exception(e, self.base_url, what) from None
+
+    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> Iterator[SSEEvent]:
+        return self.stream_events("GET", f"/runs/{int(run_id)}/logs/stream", f"log stream of run {run_id}",
+                                  last_event_id=last_event_id)
+
+    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> Iterator[SSEEvent]:
+        body = _clean_params({"run_id": run_id, "prompt": prompt, **settings})
+        return self.stream_events("POST", "/generate/stream", "generate", json=body, read_timeout=600)
+
+
+class AsyncApiClient(_Base):
+    """Async client for the long-lived streams (so a waiting stream holds no server thread)."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url, token, timeout)
+        self._transport = transport
+
+    async def stream_events(self, method: str, path: str, what: str = "", last_event_id: str | None = None,
+                            read_timeout: float | None = 60.0, **kw: Any) -> AsyncIterator[SSEEvent]:
+        headers = dict(self.headers, Accept="text/event-stream")
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=read_timeout),
+                                         transport=self._transport) as http:
+                async with http.stream(method, self.url(path), headers=headers, **kw) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        raise error_from_response(resp, what)
+                    parser = SSEParser()
+                    async for line in resp.aiter_lines():
+                        ev = parser.feed(line)
+                        if ev is not None:
+                            yield ev
+        except ApiError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise error_from_exception(e, self.base_url, what) from None
+
+    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> AsyncIterator[SSEEvent]:
+        return self.stream_events("GET", f"/runs/{int(run_id)}/logs/stream", f"log stream of run {run_id}",
+                                  last_event_id=last_event_id)
+
+    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> AsyncIterator[SSEEvent]:
+        body = _clean_params({"run_id": run_id, "prompt": prompt, **settings})
+        return self.stream_events("POST", "/generate/stream", "generate", json=body, read_timeout=600)

@@ -1,0 +1,1 @@
+"""The dashboard's pages: launch, runs, run, playground, compare."""

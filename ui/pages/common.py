@@ -1,0 +1,142 @@
+"""What every page shares: the API clients, the run-configuration schema, small UI helpers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ui.client import ApiClient, ApiError, AsyncApiClient
+from ui.format import run_label
+
+log = logging.getLogger("ui")
+
+GROUP_TITLES = {
+    "run": "Run", "model": "Model", "data": "Data", "training": "Training",
+    "lora": "LoRA", "kl": "KL regularization", "evaluation": "Evaluation",
+}
+GROUP_ORDER = ("run", "model", "data", "training", "lora", "kl", "evaluation")
+# Fields the form does not show as inputs: the preset has its own picker at the top of the page.
+HIDDEN_FIELDS = {"preset"}
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    group: str
+    kind: str  # bool | enum | int | float | str
+    default: Any
+    description: str = ""
+    choices: list[Any] = field(default_factory=list)
+    nullable: bool = False
+    bounds: str = ""
+
+    @property
+    def help(self) -> str:
+        text = self.description
+        if self.bounds:
+            text += f" ({self.bounds})"
+        return text
+
+
+@dataclass
+class FormSchema:
+    fields: list[FieldSpec]
+    source: str  # "api" or "local"
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {f.name: f.default for f in self.fields}
+
+    def by_group(self) -> dict[str, list[FieldSpec]]:
+        groups: dict[str, list[FieldSpec]] = {g: [] for g in GROUP_ORDER}
+        for f in self.fields:
+            groups.setdefault(f.group, []).append(f)
+        return {g: fs for g, fs in groups.items() if fs}
+
+    def get(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+def _bounds(p: dict[str, Any]) -> str:
+    parts = []
+    if "exclusiveMinimum" in p:
+        parts.append(f"> {p['exclusiveMinimum']}")
+    elif "minimum" in p:
+        parts.append(f"≥ {p['minimum']}")
+    if "exclusiveMaximum" in p:
+        parts.append(f"< {p['exclusiveMaximum']}")
+    elif "maximum" in p:
+        parts.append(f"≤ {p['maximum']}")
+    return ", ".join(parts)
+
+
+def parse_schema(schema: dict[str, Any], source: str = "api") -> FormSchema:
+    """Form fields from a RunConfig JSON schema (each property has group, description, default)."""
+    fields = []
+    for name, prop in (schema.get("properties") or {}).items():
+        if name in HIDDEN_FIELDS:
+            continue
+        variants = prop.get("anyOf") or [prop]
+        nullable = any(v.get("type") == "null" for v in variants)
+        main = next((v for v in variants if v.get("type") != "null"), {})
+        merged = {**main, **{k: v for k, v in prop.items() if k != "anyOf"}}
+        enum = merged.get("enum") or ([main["const"]] if "const" in main else None)
+        typ = main.get("type", "string")
+        kind = "enum" if enum else {"boolean": "bool", "integer": "int", "number": "float"}.get(typ, "str")
+        fields.append(FieldSpec(
+            name=name, group=str(prop.get("group", "other")), kind=kind, default=prop.get("default"),
+            description=str(prop.get("description", "")), choices=list(enum or []), nullable=nullable,
+            bounds=_bounds(main),
+        ))
+    return FormSchema(fields, source)
+
+
+def local_schema() -> FormSchema | None:
+    """The schema of the installed core package (used when the API cannot answer yet, e.g. at mount time)."""
+    try:
+        from distill.config import RunConfig  # the core's config model: no backend, no worker
+    except Exception:  # noqa: BLE001
+        return None
+    return parse_schema(RunConfig.model_json_schema(), "local")
+
+
+@dataclass
+class Ctx:
+    api_url: str
+    token: str | None
+    # Base URL the *browser* can use for direct links to the API ("" = same origin); None = no direct links.
+    link_base: str | None
+    # Base URL shown in the copyable curl command.
+    public_api_url: str
+    api: ApiClient
+    aapi: AsyncApiClient
+    schema: FormSchema
+
+    def artifact_link_base(self, run_id: int) -> str | None:
+        if self.link_base is None or self.token:
+            return None
+        return f"{self.link_base.rstrip('/')}/api/v1/runs/{int(run_id)}/artifacts"
+
+
+def run_choices(api: ApiClient, status: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
+    page = api.list_runs(status=status, limit=limit)
+    return [(run_label(r), int(r["id"])) for r in page.get("items", [])]
+
+
+def error_text(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return exc.message
+    log.exception("dashboard error")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def to_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

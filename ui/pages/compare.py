@@ -1,0 +1,90 @@
+"""Compare: several runs in one metrics table, with their training curves overlaid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui.client import ApiError
+from ui.format import banner_html, compare_frame, metrics_frame, run_label
+from ui.pages.common import Ctx, run_choices, to_int
+
+SERIES = {"loss": "Training loss", "ce": "Cross-entropy", "kl": "KL to base", "eval_loss": "Validation loss",
+          "lr": "Learning rate", "tokens_per_s": "Tokens/s"}
+
+
+@dataclass
+class ComparePage:
+    runs: gr.Dropdown
+    refresh_btn: gr.Button
+    series: gr.Radio
+    banner: gr.HTML
+    table: gr.Dataframe
+    plot: gr.LinePlot
+    points_state: gr.State
+
+
+def build(ctx: Ctx) -> ComparePage:
+    with gr.Row(equal_height=True):
+        runs = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True, scale=5, elem_id="cmp-runs")
+        refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="cmp-refresh")
+    banner = gr.HTML("", elem_id="cmp-banner")
+    table = gr.Dataframe(value=compare_frame([]), interactive=False, wrap=True, label="Metrics", elem_id="cmp-table",
+                         max_height=400)
+    series = gr.Radio([(v, k) for k, v in SERIES.items()], value="loss", label="Curve", elem_id="cmp-series")
+    plot = gr.LinePlot(value=_empty(), x="step", y="value", color="run", title="Training loss", height=320,
+                       elem_id="cmp-plot", x_title="step", y_title="value", tooltip="all")
+    return ComparePage(runs, refresh_btn, series, banner, table, plot, gr.State({}))
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({"step": pd.Series(dtype=float), "value": pd.Series(dtype=float), "series": pd.Series(dtype=str),
+                         "run": pd.Series(dtype=str)})
+
+
+def curves(points_by_run: dict[str, list[dict[str, Any]]], series: str) -> pd.DataFrame:
+    frames = [metrics_frame(points, (series,), run_label=label) for label, points in points_by_run.items()]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else _empty()
+
+
+def compare(ctx: Ctx, run_ids: list[Any], series: str):  # noqa: ANN201
+    ids = [i for i in (to_int(r) for r in run_ids or []) if i is not None]
+    runs, points, errors = [], {}, []
+    for rid in ids:
+        try:
+            run = ctx.api.get_run(rid)
+            runs.append(run)
+            points[run_label(run)] = ctx.api.get_metrics(rid)
+        except ApiError as e:
+            errors.append(e.message)
+    title = SERIES.get(series, series)
+    return (compare_frame(runs), gr.update(value=curves(points, series), title=title, y_title=title), points,
+            banner_html("; ".join(errors)) if errors else "")
+
+
+def refresh(ctx: Ctx, current: list[Any]):  # noqa: ANN201
+    try:
+        choices = run_choices(ctx.api, limit=200)
+    except ApiError as e:
+        return gr.skip(), banner_html(e.message)
+    ids = {v for _, v in choices}
+    keep = [c for c in (to_int(x) for x in current or []) if c in ids]
+    if not keep:  # by default the newest finished runs
+        keep = [v for label, v in choices if "succeeded" in label][:3]
+    return gr.update(choices=choices, value=keep), ""
+
+
+def wire(ctx: Ctx, page: ComparePage) -> None:
+    page.refresh_btn.click(lambda c: refresh(ctx, c), [page.runs], [page.runs, page.banner])
+    page.runs.change(lambda r, s: compare(ctx, r, s), [page.runs, page.series],
+                     [page.table, page.plot, page.points_state, page.banner], trigger_mode="always_last")
+
+    def reseries(points: dict[str, Any], series: str):  # noqa: ANN202
+        title = SERIES.get(series, series)
+        return gr.update(value=curves(points or {}, series), title=title, y_title=title)
+
+    page.series.change(reseries, [page.points_state, page.series], [page.plot], show_progress="hidden")

@@ -1,0 +1,196 @@
+"""Playground: prompt a finished run's base and SFT models at once; both answers stream side by side."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ui.client import ApiError
+from ui.format import banner_html, esc, response_html
+from ui.pages.common import Ctx, run_choices, to_int
+
+FLUSH_S = 0.08
+PLACEHOLDER = '<div class="ds-muted">The answer streams here.</div>'
+
+
+@dataclass
+class PlaygroundPage:
+    run: gr.Dropdown
+    refresh_btn: gr.Button
+    eval_prompt: gr.Dropdown
+    prompt: gr.Textbox
+    system: gr.Textbox
+    max_new_tokens: gr.Slider
+    temperature: gr.Slider
+    top_p: gr.Slider
+    send: gr.Button
+    stop: gr.Button
+    banner: gr.HTML
+    base_out: gr.HTML
+    sft_out: gr.HTML
+    base_timing: gr.HTML
+    sft_timing: gr.HTML
+    prompts_state: gr.State
+
+
+def build(ctx: Ctx) -> PlaygroundPage:
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(label="Finished run (its base model and its fine-tuned SFT model)", choices=[], value=None,
+                          scale=4, elem_id="pg-run")
+        refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="pg-refresh")
+        eval_prompt = gr.Dropdown(label="…or pick one of its evaluation prompts", choices=[], value=None, scale=4,
+                                  elem_id="pg-eval-prompt")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=320):
+            prompt = gr.Textbox(label="Prompt", lines=3, max_lines=12, elem_id="pg-prompt",
+                                placeholder="e.g. A pen costs $2. How much do 6 pens cost?")
+        with gr.Column(scale=2, min_width=260):
+            with gr.Accordion("Generation settings", open=True):
+                system = gr.Textbox(label="System prompt (optional)", lines=1, elem_id="pg-system")
+                max_new_tokens = gr.Slider(1, 2048, value=256, step=1, label="max_new_tokens", elem_id="pg-max-new")
+                temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)",
+                                        elem_id="pg-temp")
+                top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p", elem_id="pg-top-p")
+    with gr.Row():
+        send = gr.Button("▶ Ask both models", variant="primary", elem_id="pg-send")
+        stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop")
+    banner = gr.HTML("", elem_id="pg-banner")
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300, elem_classes=["ds-stream-col"]):
+            gr.Markdown("#### Base model")
+            base_timing = gr.HTML("", elem_id="pg-base-timing")
+            base_out = gr.HTML(PLACEHOLDER, elem_id="pg-base", autoscroll=True)
+        with gr.Column(min_width=300, elem_classes=["ds-stream-col"]):
+            gr.Markdown("#### SFT model (fine-tuned)")
+            sft_timing = gr.HTML("", elem_id="pg-sft-timing")
+            sft_out = gr.HTML(PLACEHOLDER, elem_id="pg-sft", autoscroll=True)
+    return PlaygroundPage(run, refresh_btn, eval_prompt, prompt, system, max_new_tokens, temperature, top_p, send, stop,
+                          banner, base_out, sft_out, base_timing, sft_timing, gr.State([]))
+
+
+def _timing(side: dict[str, Any] | None, ttft: float | None, elapsed: float, streaming: bool) -> str:
+    side = side or {}
+    bits = []
+    if ttft is not None:
+        bits.append(f"first token {ttft:.2f}s")
+    n, t = side.get("new_tokens"), side.get("time_s")
+    if isinstance(n, (int, float)) and isinstance(t, (int, float)):
+        bits.append(f"{int(n)} tokens in {t:.2f}s")
+        if t > 0:
+            bits.append(f"{n / t:.1f} tok/s")
+    elif streaming:
+        bits.append(f"{elapsed:.1f}s…")
+    return f'<div class="ds-timing">{esc(" · ".join(bits))}</div>' if bits else ""
+
+
+async def generate(ctx: Ctx, run_id: Any, prompt: str, system: str, max_new_tokens: float, temperature: float,
+                   top_p: float):  # noqa: ANN201
+    """Yields (banner, base_html, sft_html, base_timing, sft_timing) as the two streams arrive."""
+    rid = to_int(run_id)
+    if rid is None:
+        yield banner_html("Pick a finished run first.", "info"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    if not (prompt or "").strip():
+        yield banner_html("Type a prompt (or pick an evaluation prompt).", "info"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    texts = {"base": "", "sft": ""}
+    ttft: dict[str, float | None] = {"base": None, "sft": None}
+    done: dict[str, Any] = {}
+    t0 = time.monotonic()
+    yield "", response_html("", streaming=True), response_html("", streaming=True), _timing(None, None, 0, True), \
+        _timing(None, None, 0, True)
+    last = 0.0
+    settings = {"system": system.strip() or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
+                "top_p": float(top_p)}
+    try:
+        async for ev in ctx.aapi.generate_stream(rid, prompt, **settings):
+            if ev.event in ("base", "sft"):
+                try:
+                    delta = (ev.json() or {}).get("delta", "")
+                except ValueError:
+                    delta = ev.data
+                if ttft[ev.event] is None:
+                    ttft[ev.event] = time.monotonic() - t0
+                texts[ev.event] += str(delta)
+            elif ev.event == "done":
+                try:
+                    done = ev.json() or {}
+                except ValueError:
+                    done = {}
+                break
+            elif ev.event == "error":
+                try:
+                    msg = (ev.json() or {}).get("detail") or ev.data
+                except ValueError:
+                    msg = ev.data
+                raise ApiError(f"generate: {msg}")
+            now = time.monotonic()
+            if now - last >= FLUSH_S:
+                last = now
+                yield ("", response_html(texts["base"], streaming=True), response_html(texts["sft"], streaming=True),
+                       _timing(None, ttft["base"], now - t0, True), _timing(None, ttft["sft"], now - t0, True))
+    except ApiError as e:
+        el = time.monotonic() - t0
+        yield (banner_html(e.message), response_html(texts["base"]) if texts["base"] else PLACEHOLDER,
+               response_html(texts["sft"]) if texts["sft"] else PLACEHOLDER,
+               _timing(None, ttft["base"], el, False), _timing(None, ttft["sft"], el, False))
+        return
+    el = time.monotonic() - t0
+    note = "" if done else banner_html("The stream ended before both answers were complete.")
+    yield (note, response_html(texts["base"]), response_html(texts["sft"]),
+           _timing(done.get("base"), ttft["base"], el, False), _timing(done.get("sft"), ttft["sft"], el, False))
+
+
+def succeeded_choices(ctx: Ctx) -> list[tuple[str, int]]:
+    return run_choices(ctx.api, status="succeeded")
+
+
+def refresh(ctx: Ctx, current: Any):  # noqa: ANN201
+    try:
+        choices = succeeded_choices(ctx)
+    except ApiError as e:
+        return gr.skip(), banner_html(e.message)
+    ids = [v for _, v in choices]
+    value = to_int(current) if to_int(current) in ids else (ids[0] if ids else None)
+    note = "" if choices else banner_html("No finished run yet: launch one (the demo preset takes a few minutes).", "info")
+    return gr.update(choices=choices, value=value), note
+
+
+def load_prompts(ctx: Ctx, run_id: Any):  # noqa: ANN201
+    rid = to_int(run_id)
+    if rid is None:
+        return gr.update(choices=[], value=None), []
+    try:
+        ev = ctx.api.get_evaluation(rid) or {}
+    except ApiError:
+        ev = {}
+    prompts = [s.get("prompt", "") for s in ev.get("samples") or [] if s.get("prompt")]
+    choices = [(f"{i + 1}. {' '.join(p.split())[:90]}", i) for i, p in enumerate(prompts)]
+    return gr.update(choices=choices, value=None), prompts
+
+
+def wire(ctx: Ctx, page: PlaygroundPage) -> None:
+    page.refresh_btn.click(lambda r: refresh(ctx, r), [page.run], [page.run, page.banner])
+    page.run.change(lambda r: load_prompts(ctx, r), [page.run], [page.eval_prompt, page.prompts_state],
+                    show_progress="hidden")
+
+    def pick_prompt(i: Any, prompts: list[str]):  # noqa: ANN202
+        idx = to_int(i)
+        return prompts[idx] if idx is not None and 0 <= idx < len(prompts) else gr.skip()
+
+    page.eval_prompt.input(pick_prompt, [page.eval_prompt, page.prompts_state], [page.prompt])
+    ins = [page.run, page.prompt, page.system, page.max_new_tokens, page.temperature, page.top_p]
+    outs = [page.banner, page.base_out, page.sft_out, page.base_timing, page.sft_timing]
+
+    async def go(*args: Any):  # noqa: ANN202
+        async for out in generate(ctx, *args):
+            yield out
+
+    send_ev = page.send.click(go, ins, outs, concurrency_limit=None, show_progress="minimal",
+                              show_progress_on=[page.send])
+    submit_ev = page.prompt.submit(go, ins, outs, concurrency_limit=None, show_progress="minimal",
+                                   show_progress_on=[page.send])
+    page.stop.click(None, None, None, cancels=[send_ev, submit_ev])

@@ -1,0 +1,95 @@
+"""Theme and CSS of the dashboard (passed to ``launch()`` / ``mount_gradio_app``, as Gradio 6 wants).
+
+Colors come from Gradio's theme variables, plus a few of our own defined for light and
+``.dark`` so deltas and badges stay readable in both themes.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate")
+
+CSS = """
+:root, .light {
+  --ds-good: #15803d; --ds-good-bg: #dcfce7;
+  --ds-bad: #b91c1c; --ds-bad-bg: #fee2e2;
+  --ds-warn-bg: #fef3c7; --ds-warn: #92400e;
+  --ds-info-bg: #e0e7ff; --ds-info: #3730a3;
+  --ds-bar-bg: #e2e8f0; --ds-bar: #4f46e5;
+}
+.dark {
+  --ds-good: #4ade80; --ds-good-bg: #14532d;
+  --ds-bad: #f87171; --ds-bad-bg: #450a0a;
+  --ds-warn-bg: #422006; --ds-warn: #fcd34d;
+  --ds-info-bg: #1e1b4b; --ds-info: #c7d2fe;
+  --ds-bar-bg: #334155; --ds-bar: #818cf8;
+}
+.gradio-container { max-width: 1400px !important; }
+#ds-header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
+#ds-header h1 { margin: 0; font-size: 1.4rem; }
+.ds-muted { color: var(--body-text-color-subdued); }
+.ds-small { font-size: 0.85em; }
+.ds-good { color: var(--ds-good); font-weight: 600; }
+.ds-bad { color: var(--ds-bad); font-weight: 600; }
+.ds-neutral { color: var(--body-text-color-subdued); }
+.ds-banner { padding: .5rem .8rem; border-radius: var(--radius-md, 6px); margin: .25rem 0; font-size: .95em;
+  overflow-wrap: anywhere; }
+.ds-banner-error { background: var(--ds-bad-bg); color: var(--ds-bad); border: 1px solid var(--ds-bad); }
+.ds-banner-info { background: var(--ds-info-bg); color: var(--ds-info); }
+.ds-banner-ok { background: var(--ds-good-bg); color: var(--ds-good); }
+.ds-badge { display: inline-block; padding: .1rem .55rem; border-radius: 999px; font-weight: 600;
+  background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
+.ds-st-succeeded { color: var(--ds-good); border-color: var(--ds-good); }
+.ds-st-failed { color: var(--ds-bad); border-color: var(--ds-bad); }
+.ds-st-running { color: var(--ds-bar); border-color: var(--ds-bar); }
+.ds-progress { width: 100%; }
+.ds-progress-meta { display: flex; gap: .6rem; align-items: center; flex-wrap: wrap; margin-bottom: .35rem; }
+.ds-pct { margin-left: auto; font-variant-numeric: tabular-nums; font-weight: 600; }
+.ds-bar { height: 10px; background: var(--ds-bar-bg); border-radius: 999px; overflow: hidden; }
+.ds-bar-fill { height: 100%; background: var(--ds-bar); transition: width .6s ease; }
+.ds-bar-done .ds-bar-fill { background: var(--ds-good); }
+.ds-bar-failed .ds-bar-fill { background: var(--ds-bad); }
+.ds-bar-cancelled .ds-bar-fill { background: var(--body-text-color-subdued); }
+.ds-failure { background: var(--ds-bad-bg); border: 1px solid var(--ds-bad); border-radius: 8px; padding: .6rem .8rem; }
+.ds-failure-title { color: var(--ds-bad); font-weight: 700; overflow-wrap: anywhere; }
+.ds-tail, .ds-raw { white-space: pre-wrap; overflow-wrap: anywhere; font-family: var(--font-mono); font-size: .8em;
+  max-height: 18rem; overflow: auto; margin: .3rem 0 0; padding: .4rem; background: var(--background-fill-secondary);
+  color: var(--body-text-color); border-radius: 6px; }
+.ds-table { border-collapse: collapse; width: 100%; font-size: .92em; }
+.ds-table caption { caption-side: bottom; text-align: left; color: var(--body-text-color-subdued); font-size: .85em; padding-top: .3rem; }
+.ds-table th, .ds-table td { padding: .35rem .6rem; border-bottom: 1px solid var(--border-color-primary); text-align: left; }
+.ds-table thead th { background: var(--background-fill-secondary); }
+.ds-metrics td { font-variant-numeric: tabular-nums; }
+.ds-kv th { width: 40%; font-weight: 500; color: var(--body-text-color-subdued); }
+.ds-sample { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6rem .7rem; margin: .6rem 0;
+  background: var(--block-background-fill); }
+.ds-sample-head { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; margin-bottom: .3rem; }
+.ds-sample-n { font-weight: 700; }
+.ds-chip { font-size: .8em; padding: .05rem .45rem; border-radius: 999px; border: 1px solid currentColor; }
+.ds-prompt { white-space: pre-wrap; overflow-wrap: anywhere; font-weight: 500; margin-bottom: .4rem; }
+.ds-pair { display: grid; grid-template-columns: 1fr 1fr; gap: .7rem; }
+@media (max-width: 760px) { .ds-pair { grid-template-columns: 1fr; } }
+.ds-col { min-width: 0; background: var(--background-fill-secondary); border-radius: 6px; padding: .45rem .55rem; }
+.ds-col-title { font-size: .8em; text-transform: uppercase; letter-spacing: .05em; color: var(--body-text-color-subdued);
+  margin-bottom: .2rem; font-weight: 600; }
+.ds-resp { overflow-wrap: anywhere; }
+.ds-think { margin: .1rem 0 .35rem; }
+.ds-think summary { cursor: pointer; color: var(--body-text-color-subdued); font-size: .9em; }
+.ds-think-body { white-space: pre-wrap; font-size: .9em; border-left: 3px solid var(--border-color-primary);
+  padding-left: .5rem; margin-top: .25rem; color: var(--body-text-color-subdued); max-height: 24rem; overflow: auto; }
+.ds-answer-text { white-space: pre-wrap; }
+.ds-extracted { margin-top: .3rem; font-weight: 500; }
+.ds-extracted.ds-neutral { color: var(--body-text-color); }
+.ds-mark { font-size: 1.15em; }
+.ds-cursor { animation: ds-blink 1s steps(2) infinite; color: var(--ds-bar); }
+@keyframes ds-blink { 50% { opacity: 0; } }
+.ds-stream-col { min-height: 8rem; }
+.ds-timing { font-size: .85em; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+#ds-log textarea { font-family: var(--font-mono) !important; font-size: 12px !important; line-height: 1.35 !important; }
+.ds-field-error { --input-border-color: var(--ds-bad); }
+.ds-field-error input, .ds-field-error textarea, .ds-field-error .wrap { border-color: var(--ds-bad) !important; }
+.ds-field-error [data-testid="block-info"], .ds-field-error .info, .ds-field-error span[data-testid="block-info"] + div {
+  color: var(--ds-bad) !important; font-weight: 600; }
+.ds-code textarea, .ds-code pre { font-size: 12px !important; }
+"""
