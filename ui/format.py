@@ -130,9 +130,16 @@ def fmt_bytes(n: Any) -> str:
 
 # --------------------------------------------------------------------------- runs
 
-def run_label(run: dict[str, Any]) -> str:
-    name = run.get("name") or (run.get("config") or {}).get("name") or "unnamed"
-    return f"#{run.get('id')} {name} · {run.get('status', '?')}"
+def run_label(run: dict[str, Any], with_status: bool = False) -> str:
+    """``#3 demo · tiny-random`` (plus `` · succeeded`` with ``with_status``)."""
+    cfg = run.get("config") or {}
+    name = run.get("name") or cfg.get("name") or "unnamed"
+    label = f"#{run.get('id')} {name}"
+    if cfg.get("model"):
+        label += f" · {cfg['model']}"
+    if with_status:
+        label += f" · {run.get('status', '?')}"
+    return label
 
 
 def status_text(run: dict[str, Any]) -> str:
@@ -247,7 +254,7 @@ def format_log(lines: Iterable[dict[str, Any] | str], total: int, shown_max: int
 # --------------------------------------------------------------------------- metrics and curves
 
 def metrics_frame(points: Sequence[dict[str, Any]], series: Sequence[str] = CURVE_SERIES,
-                  run_label: str | None = None) -> pd.DataFrame:
+                  label: str | None = None) -> pd.DataFrame:
     """Long format (step, value, series[, run]) for ``gr.LinePlot``."""
     rows = []
     for p in points:
@@ -258,9 +265,12 @@ def metrics_frame(points: Sequence[dict[str, Any]], series: Sequence[str] = CURV
             v = p.get(key)
             if _finite(v):
                 rows.append({"step": float(step), "value": float(v), "series": key,
-                             **({"run": run_label} if run_label is not None else {})})
-    cols = ["step", "value", "series"] + (["run"] if run_label is not None else [])
-    return pd.DataFrame(rows, columns=cols)
+                             **({"run": label} if label is not None else {})})
+    cols = ["step", "value", "series"] + (["run"] if label is not None else [])
+    # Typed even when empty: the plot takes its axis types from the dtypes (object = categorical axis).
+    df = pd.DataFrame(rows, columns=cols)
+    return df.astype({"step": "float64", "value": "float64", "series": "str",
+                      **({"run": "str"} if label is not None else {})})
 
 
 def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | None = None) -> str:

@@ -91,5 +91,10 @@ CSS = """
 .ds-field-error input, .ds-field-error textarea, .ds-field-error .wrap { border-color: var(--ds-bad) !important; }
 .ds-field-error [data-testid="block-info"], .ds-field-error .info, .ds-field-error span[data-testid="block-info"] + div {
   color: var(--ds-bad) !important; font-weight: 600; }
+.ds-btn-row { gap: .4rem !important; flex-wrap: wrap; }
+.ds-btn-row button { flex: 1 1 auto; }
+.ds-toolbar { align-items: flex-end; }
+/* empty banners take no room */
+.ds-collapse:not(:has(.ds-banner, .ds-failure)) { display: none !important; }
 .ds-code textarea, .ds-code pre { font-size: 12px !important; }
 """

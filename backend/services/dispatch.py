@@ -29,8 +29,6 @@ submit_lock = threading.Lock()
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    if settings.embedded_broker:
-        opts["polling_interval"] = 0.5
     if settings.redis_broker:
         if settings.broker_prefix:
             opts["global_keyprefix"] = settings.broker_prefix

@@ -20,9 +20,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
-from backend.models import Meta, Run, Worker, utcnow
+from backend.models import LogLine, Meta, Run, Worker, utcnow
 from backend.services.dispatch import Dispatcher, submit_lock
-from backend.store import Store, append_log_line, append_to_run_log_file
+from backend.store import Store, append_to_run_log_file
 
 log = logging.getLogger("distill.service")
 WORKER_OFFLINE_S = 60.0
@@ -49,10 +49,14 @@ def reap_lost_runs(store: Store, lost_after_s: float) -> list[int]:
                 Run.id == run_id, Run.status == "running",
                 Run.heartbeat_at.is_(None) if beat is None else Run.heartbeat_at == beat,
             ).values(status="failed", error=msg, finished_at=now, eta_s=None))
-            s.commit()
             if res.rowcount != 1:
+                s.rollback()
                 continue
-        append_log_line(store, run_id, "ERROR", msg)
+            # The closing log line lands in the same transaction: a log stream that sees the
+            # final status has every line.
+            seq = (s.scalar(select(func.max(LogLine.seq)).where(LogLine.run_id == run_id)) or 0) + 1
+            s.add(LogLine(run_id=run_id, seq=seq, ts=now, level="ERROR", message=msg))
+            s.commit()
         if output_dir:
             append_to_run_log_file(output_dir, f"{now:%Y-%m-%d %H:%M:%S} ERROR {msg}")
         log.warning("run %s: %s", run_id, msg)

@@ -123,9 +123,10 @@ class Ctx:
         return f"{self.link_base.rstrip('/')}/api/v1/runs/{int(run_id)}/artifacts"
 
 
-def run_choices(api: ApiClient, status: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
+def run_choices(api: ApiClient, status: str | None = None, limit: int = 100,
+                with_status: bool = False) -> list[tuple[str, int]]:
     page = api.list_runs(status=status, limit=limit)
-    return [(run_label(r), int(r["id"])) for r in page.get("items", [])]
+    return [(run_label(r, with_status), int(r["id"])) for r in page.get("items", [])]
 
 
 def error_text(exc: Exception) -> str:

@@ -31,7 +31,7 @@ def build(ctx: Ctx) -> ComparePage:
     with gr.Row(equal_height=True):
         runs = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True, scale=5, elem_id="cmp-runs")
         refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="cmp-refresh")
-    banner = gr.HTML("", elem_id="cmp-banner")
+    banner = gr.HTML("", elem_id="cmp-banner", elem_classes=["ds-collapse"])
     table = gr.Dataframe(value=compare_frame([]), interactive=False, wrap=True, label="Metrics", elem_id="cmp-table",
                          max_height=400)
     series = gr.Radio([(v, k) for k, v in SERIES.items()], value="loss", label="Curve", elem_id="cmp-series")
@@ -46,7 +46,7 @@ def _empty() -> pd.DataFrame:
 
 
 def curves(points_by_run: dict[str, list[dict[str, Any]]], series: str) -> pd.DataFrame:
-    frames = [metrics_frame(points, (series,), run_label=label) for label, points in points_by_run.items()]
+    frames = [metrics_frame(points, (series,), label=label) for label, points in points_by_run.items()]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
@@ -62,13 +62,15 @@ def compare(ctx: Ctx, run_ids: list[Any], series: str):  # noqa: ANN201
         except ApiError as e:
             errors.append(e.message)
     title = SERIES.get(series, series)
-    return (compare_frame(runs), gr.update(value=curves(points, series), title=title, y_title=title), points,
+    df = curves(points, series)
+    return (compare_frame(runs), gr.update(value=df, title=title, y_title=title, colors_in_legend=sorted(set(df["run"]))),
+            points,
             banner_html("; ".join(errors)) if errors else "")
 
 
 def refresh(ctx: Ctx, current: list[Any]):  # noqa: ANN201
     try:
-        choices = run_choices(ctx.api, limit=200)
+        choices = run_choices(ctx.api, limit=200, with_status=True)
     except ApiError as e:
         return gr.skip(), banner_html(e.message)
     ids = {v for _, v in choices}
@@ -85,6 +87,7 @@ def wire(ctx: Ctx, page: ComparePage) -> None:
 
     def reseries(points: dict[str, Any], series: str):  # noqa: ANN202
         title = SERIES.get(series, series)
-        return gr.update(value=curves(points or {}, series), title=title, y_title=title)
+        df = curves(points or {}, series)
+        return gr.update(value=df, title=title, y_title=title, colors_in_legend=sorted(set(df["run"])))
 
     page.series.change(reseries, [page.points_state, page.series], [page.plot], show_progress="hidden")

@@ -84,7 +84,7 @@ def build(ctx: Ctx) -> LaunchPage:
                              scale=3, elem_id="preset-pick", info="Fills the form; you can still change any field.")
         launch_btn = gr.Button("▶ Launch run", variant="primary", scale=1, elem_id="launch-btn", min_width=160)
     preset_info = gr.Markdown("")
-    banner = gr.HTML("", elem_id="launch-banner")
+    banner = gr.HTML("", elem_id="launch-banner", elem_classes=["ds-collapse"])
     fields: dict[str, gr.components.Component] = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):

@@ -57,7 +57,7 @@ def build(ctx: Ctx) -> PlaygroundPage:
     with gr.Row():
         send = gr.Button("▶ Ask both models", variant="primary", elem_id="pg-send")
         stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop")
-    banner = gr.HTML("", elem_id="pg-banner")
+    banner = gr.HTML("", elem_id="pg-banner", elem_classes=["ds-collapse"])
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300, elem_classes=["ds-stream-col"]):
             gr.Markdown("#### Base model")

@@ -67,16 +67,19 @@ class RunPageUI:
 
 
 def build(ctx: Ctx) -> RunPageUI:
-    with gr.Row(equal_height=True):
-        pick = gr.Dropdown(label="Run", choices=[], value=None, scale=4, elem_id="run-pick", allow_custom_value=False,
-                           filterable=True)
-        refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="run-refresh")
-        cancel_btn = gr.Button("■ Cancel", variant="stop", scale=1, min_width=100, elem_id="run-cancel")
-        resume_btn = gr.Button("↻ Resume", scale=1, min_width=100, elem_id="run-resume")
-        clone_btn = gr.Button("✎ Clone", scale=1, min_width=90, elem_id="run-clone")
-        playground_btn = gr.Button("▶ Prompt it", scale=1, min_width=110, elem_id="run-playground")
-    banner = gr.HTML("", elem_id="run-banner")
-    failure = gr.HTML("", elem_id="run-failure")
+    with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
+        pick = gr.Dropdown(label="Run", choices=[], value=None, scale=3, min_width=260, elem_id="run-pick",
+                           allow_custom_value=False, filterable=True)
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row(elem_classes=["ds-btn-row"]):
+                refresh_btn = gr.Button("↻ Refresh", size="sm", min_width=80, elem_id="run-refresh")
+                cancel_btn = gr.Button("■ Cancel", variant="stop", size="sm", min_width=80, elem_id="run-cancel")
+                resume_btn = gr.Button("↻ Resume", size="sm", min_width=80, elem_id="run-resume")
+            with gr.Row(elem_classes=["ds-btn-row"]):
+                clone_btn = gr.Button("✎ Clone into form", size="sm", min_width=120, elem_id="run-clone")
+                playground_btn = gr.Button("▶ Prompt both models", size="sm", min_width=120, elem_id="run-playground")
+    banner = gr.HTML("", elem_id="run-banner", elem_classes=["ds-collapse"])
+    failure = gr.HTML("", elem_id="run-failure", elem_classes=["ds-collapse"])
     progress = gr.HTML('<div class="ds-muted">Pick a run above, or launch one.</div>', elem_id="run-progress")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=340):
@@ -107,7 +110,7 @@ def build(ctx: Ctx) -> RunPageUI:
                 art_pick = gr.Dropdown(label="Download through the dashboard", choices=[], value=None,
                                        elem_id="artifact-pick", info="Folders come as a zip")
                 art_btn = gr.Button("⬇ Prepare download", size="sm", elem_id="artifact-btn")
-                art_file = gr.File(label="File", interactive=False, elem_id="artifact-file")
+                art_file = gr.File(label="File", interactive=False, elem_id="artifact-file", visible=False, height=80)
     with gr.Accordion("Configuration", open=False):
         config = gr.HTML("", elem_id="run-config")
     state = gr.State({})
@@ -119,8 +122,21 @@ def build(ctx: Ctx) -> RunPageUI:
 
 # --------------------------------------------------------------------------- rendering
 
-def _plot_values(points: list[dict[str, Any]]) -> list[Any]:
-    return [metrics_frame(points, series) for _, series in PLOTS]
+def _plot_values(points: list[dict[str, Any]], legends: dict[str, list[str]] | None = None) -> list[Any]:
+    """Plot updates. A multi-series plot gets ``colors_in_legend`` when its set of series changes: the
+    chart only rebuilds (and learns the new colors) when a property changes, not on new data alone."""
+    out = []
+    for _, series in PLOTS:
+        df = metrics_frame(points, series)
+        if len(series) > 1:
+            present = [s for s in series if s in set(df["series"])]
+            if legends is None or legends.get(series[0]) != present:
+                if legends is not None:
+                    legends[series[0]] = present
+                out.append(gr.update(value=df, colors_in_legend=present))
+                continue
+        out.append(df)
+    return out
 
 
 def _tail(ctx: Ctx, run_id: int, n: int = 20) -> list[dict[str, Any]]:
@@ -158,6 +174,7 @@ def render(ctx: Ctx, run_id: int | None, prev: dict[str, Any]) -> list[Any]:
     status = run.get("status")
     same_run = prev.get("id") == run_id
     state = {"id": run_id, "status": status, "points": prev.get("points", 0) if same_run else -1,
+             "legends": dict(prev.get("legends") or {}) if same_run else {},
              "eval": prev.get("eval", False) if same_run else False, "error": None,
              "artifacts": prev.get("artifacts") if same_run else None,
              "failure": prev.get("failure", False) if same_run else False}
@@ -178,7 +195,7 @@ def render(ctx: Ctx, run_id: int | None, prev: dict[str, Any]) -> list[Any]:
     except ApiError:
         points = None
     if points is not None and len(points) != state["points"]:
-        out += _plot_values(points)
+        out += _plot_values(points, state["legends"])
         state["points"] = len(points)
     else:
         out += [gr.skip()] * len(PLOTS)
@@ -317,8 +334,11 @@ def wire(ctx: Ctx, page: RunPageUI) -> None:
         return render(ctx, rid, prev)
 
     show_ev = page.pick.change(show, [page.pick], outs, show_progress="hidden")
-    log_ev = show_ev.then(lambda r: stream_log(ctx, r), [page.pick], [page.log], show_progress="hidden",
-                          concurrency_limit=None)
+    async def follow_log(run_id: Any):  # noqa: ANN202
+        async for text in stream_log(ctx, run_id):
+            yield text
+
+    log_ev = show_ev.then(follow_log, [page.pick], [page.log], show_progress="hidden", concurrency_limit=None)
     # A new pick stops the previous log stream before the new one starts (it starts after `show`).
     page.pick.change(None, None, None, cancels=[log_ev])
     page.timer.tick(poll, [page.pick, page.state], outs, show_progress="hidden", trigger_mode="always_last")
@@ -352,8 +372,7 @@ def wire(ctx: Ctx, page: RunPageUI) -> None:
     cancel_ev = page.cancel_btn.click(lambda r, s: act("cancel", r, s), [page.pick, page.state], outs)
     resume_ev = page.resume_btn.click(lambda r, s: act("resume", r, s), [page.pick, page.state], outs)
     # After a resume the log continues: restart the stream.
-    resume_ev.then(lambda r: stream_log(ctx, r), [page.pick], [page.log], show_progress="hidden",
-                   concurrency_limit=None)
+    resume_ev.then(follow_log, [page.pick], [page.log], show_progress="hidden", concurrency_limit=None)
     del cancel_ev
 
     def download(run_id: Any, name: str | None):  # noqa: ANN202
@@ -366,7 +385,7 @@ def wire(ctx: Ctx, page: RunPageUI) -> None:
             ctx.api.download_artifact(rid, name, target)
         except ApiError as e:
             return gr.skip(), banner_html(e.message)
-        return target, ""
+        return gr.update(value=target, visible=True), ""
 
     page.art_btn.click(download, [page.pick, page.art_pick], [page.art_file, page.banner])
 

@@ -35,7 +35,7 @@ def build(ctx: Ctx) -> RunsPage:
     with gr.Row(equal_height=True):
         status = gr.Radio([ALL, *STATUSES], value=ALL, label="Status", scale=4, elem_id="runs-status")
         refresh_btn = gr.Button("↻ Refresh", scale=0, min_width=110, elem_id="runs-refresh")
-    banner = gr.HTML("", elem_id="runs-banner")
+    banner = gr.HTML("", elem_id="runs-banner", elem_classes=["ds-collapse"])
     table = gr.Dataframe(headers=RUNS_COLUMNS, value=runs_frame([]), interactive=False, wrap=True, max_height=520,
                          elem_id="runs-table", label="Runs (click a row to select it; refreshes every few seconds)",
                          column_widths=["5%", "13%", "13%", "13%", "12%", "7%", "12%", "8%", "9%", "8%"])

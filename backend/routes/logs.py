@@ -1,0 +1,85 @@
+"""/runs/{id}/logs: pages of log lines, and a Server-Sent Events stream that follows the run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from backend.deps import Services, services, session
+from backend.models import TERMINAL, Run
+from backend.routes.sse import SSE_HEADERS, sse
+from backend.schemas import LogLineOut, LogsOut, iso
+from backend.services.runs import log_lines
+
+router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
+POLL_S = 0.2
+PING_S = 15.0
+
+
+def _line(l) -> dict:  # noqa: ANN001
+    return {"seq": l.seq, "ts": iso(l.ts), "level": l.level, "message": l.message}
+
+
+@router.get("", response_model=LogsOut)
+def get_logs(
+    run_id: int,
+    offset: Annotated[int, Query(ge=0, description="sequence number to start after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    svc: Services = Depends(services),
+    s: Session = Depends(session),
+) -> LogsOut:
+    svc.runs.get(s, run_id)
+    lines = log_lines(s, run_id, offset, limit)
+    return LogsOut(lines=[LogLineOut(**_line(l)) for l in lines], next_offset=lines[-1].seq if lines else offset)
+
+
+@router.get("/stream", summary="SSE: event log (id = seq) until the run ends, then event end",
+            response_class=StreamingResponse)
+async def stream_logs(
+    run_id: int,
+    request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    svc: Services = Depends(services),
+) -> StreamingResponse:
+    def _exists() -> None:
+        with svc.sessions() as s:
+            svc.runs.get(s, run_id)
+
+    await run_in_threadpool(_exists)
+    start = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else offset
+
+    def fetch(after: int) -> tuple[str | None, list[dict]]:
+        with svc.sessions() as s:
+            status = s.get(Run, run_id)
+            st = status.status if status is not None else None
+            return st, [_line(l) for l in log_lines(s, run_id, after, 500)]
+
+    async def events():
+        last, last_sent = start, time.monotonic()
+        yield ": stream of run %d\n\n" % run_id
+        while True:
+            status, lines = await run_in_threadpool(fetch, last)
+            for line in lines:
+                yield sse("log", line, id=line["seq"])
+                last = line["seq"]
+            if lines:
+                last_sent = time.monotonic()
+                continue
+            if status is None or status in TERMINAL:
+                yield sse("end", {"status": status or "deleted"})
+                return
+            if await request.is_disconnected():
+                return
+            if time.monotonic() - last_sent > PING_S:
+                yield ": ping\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)

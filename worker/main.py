@@ -1,0 +1,88 @@
+"""``distill worker``: one Celery worker process, one task at a time.
+
+    distill worker                 # CPU, or every visible GPU, queues gpu+default
+    distill worker --gpu 1         # CUDA_VISIBLE_DEVICES=1 for this worker (one worker per GPU)
+
+The worker registers itself in the database (``/api/v1/health`` lists it with its GPUs) and sends
+a heartbeat every 10 s. SIGTERM / Ctrl-C: the running pipeline stops at its next step (saving a
+checkpoint), the run is marked failed with a resumable message, and the worker exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+
+WORKER_BEAT_S = 10.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distill worker", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gpu", help="GPU id(s) for this worker: sets CUDA_VISIBLE_DEVICES (e.g. 0, or 0,1)")
+    p.add_argument("--queues", default="gpu,default", help="Queues to consume (default: gpu,default)")
+    p.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"],
+                   help="Celery pool (solo: the task runs in the worker process; fine for one task at a time)")
+    p.add_argument("--concurrency", type=int, default=1, help="Tasks at once (keep 1 per GPU)")
+    p.add_argument("--name", help="Worker name (default distill-gpuN@host or distill@host)")
+    p.add_argument("--loglevel", default="INFO")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = [g for g in (visible or "").split(",") if g.strip() and g.strip() != "-1"]
+    name = args.name or (f"distill-gpu{args.gpu.replace(',', '_')}@{socket.gethostname()}" if args.gpu is not None
+                         else f"distill@{socket.gethostname()}")
+
+    from celery import signals
+
+    from worker import tasks
+    from worker.celery_app import app
+
+    store = tasks.get_store()
+    info = {"visible": gpus}
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(WORKER_BEAT_S):
+            try:
+                store.worker_seen(name, info)
+            except Exception as e:  # noqa: BLE001
+                print(f"distill worker: heartbeat failed ({e})", file=sys.stderr)
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(**_: object) -> None:
+        store.worker_started(name, info)
+        threading.Thread(target=beat, name="distill-worker-beat", daemon=True).start()
+        print(f"distill worker {name} ready (queues {args.queues}, GPUs {gpus or 'none'})", flush=True)
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _shutting_down(**_: object) -> None:
+        tasks.SHUTDOWN.set()
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _shutdown(**_: object) -> None:
+        stop.set()
+        try:
+            store.worker_seen(name, info, state="offline")
+        except Exception:  # noqa: BLE001
+            pass
+
+    argv_celery = ["worker", f"--hostname={name}", f"--queues={args.queues}", f"--pool={args.pool}",
+                   f"--concurrency={args.concurrency}", f"--loglevel={args.loglevel}", "--without-gossip",
+                   "--without-mingle", "--prefetch-multiplier=1"]
+    if app.conf.worker_enable_remote_control is False:
+        argv_celery.append("--without-heartbeat")
+    app.worker_main(argv_celery)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The three tasks (``distill.train``, ``distill.evaluate``, ``distill.all``): thin wrappers that
+load the run's configuration from the database, call the core's ``run_pipeline`` with hooks that
+write to the store, and record how it ended.
+
+A message is acted on only if its run is still ``queued`` with the message's task id (see
+``Store.claim``), so a redelivered or duplicated message never runs a run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.config import Settings
+from backend.store import Store, append_to_run_log_file
+from worker.celery_app import app
+from worker.recorder import RunRecorder
+
+log = logging.getLogger("distill")
+wlog = logging.getLogger("distill.worker")
+
+# Set when the worker is asked to shut down (SIGTERM / Ctrl-C): the running pipeline stops at its
+# next step, saving a checkpoint, and the run is marked failed with a resumable message.
+SHUTDOWN = threading.Event()
+INTERRUPTED = "interrupted: the worker was stopped; POST /api/v1/runs/{id}/resume continues from the last checkpoint"
+
+_store: Store | None = None
+
+
+def get_store() -> Store:
+    global _store
+    if _store is None:
+        _store = Store(Settings.from_env(), role="worker")
+    return _store
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def execute(task: Any, run_id: int) -> dict[str, Any]:
+    store = get_store()
+    settings = store.settings
+    task_id = task.request.id
+    worker_name = task.request.hostname or f"worker-{os.getpid()}"
+    claim = store.claim(int(run_id), task_id, worker_name)
+    if claim is None:
+        wlog.info("run %s: message %s is stale (run cancelled, deleted, taken or re-sent); skipped", run_id, task_id)
+        return {"run_id": run_id, "skipped": True}
+
+    cfg = dict(claim.config)
+    recorder = RunRecorder(store, claim, epochs=float(cfg.get("epochs") or 1), heartbeat_s=settings.heartbeat_s,
+                           stop_requested=SHUTDOWN.is_set)
+    log.addHandler(recorder.handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    recorder.start()
+    status, error, evaluation = "failed", None, None
+    try:
+        from distill.config import build_config
+        from distill.errors import USER_ERRORS
+        from distill.pipeline import PipelineHooks, RunCancelled, run_pipeline
+
+        try:
+            if cfg.get("trust_remote_code") and not settings.trust_remote_code:
+                raise PermissionError("--trust_remote_code: refused by this server (DISTILL_TRUST_REMOTE_CODE is off)")
+            if int(cfg.get("num_gpus") or 1) > 1:
+                raise NotImplementedError(
+                    "--num_gpus > 1: multi-GPU (accelerate launch) runs are not supported by this worker yet; use 1")
+            cfg["dataset"] = store.dataset_path(str(cfg.get("dataset", "")))
+            config = build_config(cfg)
+            from distill.cli import check_paths
+
+            check_paths(config)
+            log.info("Run %s (attempt %d) on %s", run_id, claim.attempt, worker_name)
+            result = run_pipeline(config, PipelineHooks(
+                on_stage=recorder.on_stage, on_metrics=recorder.on_metrics, should_cancel=recorder.should_cancel))
+            status, evaluation = "succeeded", result.evaluation
+        except RunCancelled as e:
+            if recorder.cancel_requested:
+                status, error = "cancelled", None
+                log.info("Cancelled: %s", e)
+            elif SHUTDOWN.is_set():
+                status, error = "failed", INTERRUPTED.replace("{id}", str(run_id))
+                log.error("%s (%s)", error, e)
+            else:  # lost: the API declared this attempt dead; nothing more is written
+                status, error = "lost", None
+        except (*USER_ERRORS, PermissionError, NotImplementedError) as e:
+            status, error = "failed", _one_line(e)
+            log.error("error: %s", error)
+        except Exception as e:  # noqa: BLE001 - anything else: the run fails with the first line, logs get the trace
+            status, error = "failed", f"{type(e).__name__}: {_one_line(e)}"
+            log.error("error: %s\n%s", error, traceback.format_exc())
+    finally:
+        log.removeHandler(recorder.handler)
+        recorder.stop()
+    if error and claim.output_dir:
+        append_to_run_log_file(claim.output_dir, f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} ERROR error: {error}")
+    if status != "lost" and not recorder.lost:
+        store.finish(claim, status, error, evaluation)
+    wlog.info("run %s: %s%s", run_id, status, f" ({error})" if error else "")
+    return {"run_id": run_id, "status": status}
+
+
+@app.task(name="distill.all", bind=True)
+def run_all(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
+    return execute(self, run_id)
+
+
+@app.task(name="distill.train", bind=True)
+def run_train(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
+    return execute(self, run_id)
+
+
+@app.task(name="distill.evaluate", bind=True)
+def run_evaluate(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
+    return execute(self, run_id)
