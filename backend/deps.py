@@ -31,11 +31,13 @@ class Services:
     maintenance: MaintenanceLoop
 
 
-def services(request: Request) -> Services:
+# The dependencies are coroutines: they do no I/O (a Session connects on first use, in the
+# endpoint's worker thread), and a plain ``def`` dependency would cost a thread hop per request.
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def session(svc: Services = Depends(services)) -> Any:
+async def session(svc: Services = Depends(services)) -> Any:
     s = svc.sessions()
     try:
         yield s
@@ -46,7 +48,7 @@ def session(svc: Services = Depends(services)) -> Any:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_token(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_token(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     token = request.app.state.services.settings.api_token
     if not token:
         return

@@ -38,7 +38,8 @@ class RunOut(BaseModel):
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
-        return cls(
+        # Built from typed database columns: no validation needed (model_construct is ~10x cheaper).
+        return cls.model_construct(
             id=run.id, name=run.name, status=run.status, stage=run.stage, progress=run.progress or 0.0,
             eta_s=run.eta_s, cancel_requested=bool(run.cancel_requested), error=run.error, config=run.config,
             created_at=iso(run.created_at), started_at=iso(run.started_at), finished_at=iso(run.finished_at),

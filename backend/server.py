@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_bind_warning(token: str | None, host: str) -> str | None:
+    if token or host in LOCAL_HOSTS:
+        return None
+    return (f"WARNING: the API is open (no DISTILL_API_TOKEN) and bound to {host}, reachable beyond this "
+            "machine. Set DISTILL_API_TOKEN to require a bearer token.")
+
+
 def _die_with_parent() -> None:
     """In the worker child: get SIGTERM if the server dies, even by SIGKILL (Linux)."""
     try:
@@ -80,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         from backend.db import upgrade
 
         upgrade(settings.database_url)
-    if not settings.api_token and host not in LOCAL_HOSTS:
-        print(f"WARNING: the API is open (no DISTILL_API_TOKEN) and bound to {host}, reachable beyond this "
-              "machine. Set DISTILL_API_TOKEN to require a bearer token.", file=sys.stderr, flush=True)
+    warning = open_bind_warning(settings.api_token, host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     import uvicorn
 

@@ -185,9 +185,22 @@ def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: s
 
         load_outs = [lp.preset, lp.presets_state, lp.fields["model"], lp.fields["dataset"], lp.ds_pick,
                      lp.datasets_state, lp.banner, *open_outs, health]
-        demo.load(on_load, None, load_outs, show_progress="hidden")
-        # Runs and Compare fill themselves when their tab opens; ?tab=runs needs the table at once.
-        demo.load(lambda s: runs.refresh(ctx, s), [rp.status], [rp.table, rp.total, rp.banner], show_progress="hidden")
+        # Runs, Playground and Compare fill themselves when their tab opens (a table filled while its tab
+        # is hidden shows no rows); with ?tab=NAME that page is filled once it is visible.
+        def fill_opened(status: str, pg_run: Any, cmp_runs: list[Any], request: gr.Request) -> list[Any]:
+            tab = dict(request.query_params).get("tab") if request is not None else None
+            out: list[Any] = [gr.skip()] * 7
+            if tab == "runs":
+                out[0:3] = runs.refresh(ctx, status)
+            elif tab == "playground":
+                out[3:5] = playground.refresh(ctx, pg_run)
+            elif tab == "compare":
+                out[5:7] = compare.refresh(ctx, cmp_runs)
+            return out
+
+        demo.load(on_load, None, load_outs, show_progress="hidden").then(
+            fill_opened, [rp.status, pp.run, cp.runs],
+            [rp.table, rp.total, rp.banner, pp.run, pp.banner, cp.runs, cp.banner], show_progress="hidden")
         health_timer.tick(lambda: health_html(ctx.api), None, health, show_progress="hidden")
 
     demo.queue(default_concurrency_limit=8)

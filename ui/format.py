@@ -218,7 +218,7 @@ def failure_html(run: dict[str, Any], log_tail: Sequence[dict[str, Any]] | Seque
     if run.get("status") != "failed":
         return ""
     lines = [ln if isinstance(ln, str) else _log_line(ln) for ln in log_tail]
-    tail = "\n".join(lines[-20:])
+    tail = "\n".join(lines[-12:])
     tail_html = f'<pre class="ds-tail">{esc(tail)}</pre>' if tail else ""
     return (
         f'<div class="ds-failure" role="alert"><div class="ds-failure-title">✖ Run failed: '
@@ -249,6 +249,22 @@ def format_log(lines: Iterable[dict[str, Any] | str], total: int, shown_max: int
     hidden = max(0, total - len(body))
     head = [f"… {hidden:,} earlier lines not shown (full log under Artifacts) …"] if hidden else []
     return "\n".join(head + body)
+
+
+def format_log_html(lines: Sequence[dict[str, Any]], total: int, shown_max: int, notes: Sequence[str] = ()) -> str:
+    """The log panel: escaped lines in a scroll box, warnings and errors colored, notes at the end."""
+    out = []
+    hidden = max(0, total - len(lines))
+    if hidden:
+        out.append(f'<span class="ds-log-note">… {hidden:,} earlier lines not shown (the full log is under Artifacts) …</span>')
+    for ln in lines:
+        level = str(ln.get("level") or "").upper()
+        cls = " ds-log-err" if level in ("ERROR", "CRITICAL") else (" ds-log-warn" if level.startswith("WARN") else "")
+        out.append(f'<span class="ds-log-line{cls}">{esc(_log_line(ln))}</span>')
+    out += [f'<span class="ds-log-note">{esc(n)}</span>' for n in notes if n]
+    if not out:
+        out.append('<span class="ds-log-note">No log lines yet.</span>')
+    return f'<pre class="ds-logbox" data-lines="{len(lines)}" data-total="{total}">{"".join(out)}</pre>'
 
 
 # --------------------------------------------------------------------------- metrics and curves
@@ -295,8 +311,8 @@ def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | 
         )
     n = sft.get("n") or base.get("n")
     caption = f"<caption>{esc(n)} prompts, same prompts for both models</caption>" if n else ""
-    return (f'<table class="ds-table ds-metrics">{caption}<thead><tr><th>Metric</th><th>Base</th><th>SFT</th>'
-            f"<th>Δ (SFT − base)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (f'<div class="ds-scroll"><table class="ds-table ds-metrics">{caption}<thead><tr><th>Metric</th>'
+            f"<th>Base</th><th>SFT</th><th>Δ (SFT − base)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def by_set_html(by_set: dict[str, Any] | None) -> str:
@@ -309,34 +325,48 @@ def by_set_html(by_set: dict[str, Any] | None) -> str:
                     f"<td>{esc(fmt_accuracy(b))}</td><td>{esc(fmt_accuracy(s))}</td>"
                     f"<td>{esc(fmt_value('avg_quality_score', b.get('avg_quality_score')))}</td>"
                     f"<td>{esc(fmt_value('avg_quality_score', s.get('avg_quality_score')))}</td></tr>")
-    return ('<table class="ds-table"><thead><tr><th>Prompt set</th><th>n</th><th>Base accuracy</th><th>SFT accuracy</th>'
-            f"<th>Base quality</th><th>SFT quality</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return ('<div class="ds-scroll"><table class="ds-table"><thead><tr><th>Prompt set</th><th>n</th><th>Base accuracy</th>'
+            "<th>SFT accuracy</th><th>Base quality</th><th>SFT quality</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def compare_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: config highlights and the evaluation summary."""
+COMPARE_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("accuracy", "accuracy", +1),
+    ("avg_quality_score", "quality", +1),
+    ("pct_with_think_tags", "% think tags", +1),
+    ("avg_steps", "steps", +1),
+    ("avg_new_tokens", "new tokens", 0),
+)
+
+
+def compare_html(runs: Sequence[dict[str, Any]]) -> str:
+    """One row per run: config highlights, then per metric base → SFT with the colored delta."""
+    if not runs:
+        return '<div class="ds-muted">Pick runs above to compare them.</div>'
+    head = ("<tr><th>Run</th><th>Status</th><th>Dataset</th><th>Rows</th><th>Epochs</th><th>LR</th><th>KL</th>"
+            + "".join(f"<th>{esc(label)}<br><span class=ds-small>base → SFT (Δ)</span></th>" for _, label, _ in COMPARE_METRICS)
+            + "<th>Duration</th></tr>")
     rows = []
     for r in runs:
         cfg = r.get("config") or {}
         summ = r.get("summary") or {}
         base, sft, d = summ.get("base") or {}, summ.get("sft") or {}, summ.get("deltas") or {}
-        rows.append({
-            "Run": run_label(r),
-            "Model": cfg.get("model", ""),
-            "Dataset": cfg.get("dataset", ""),
-            "Samples": cfg.get("max_samples"),
-            "Epochs": cfg.get("epochs"),
-            "LR": cfg.get("learning_rate"),
-            "KL": f"{cfg.get('kl_coef')}" if cfg.get("use_kl_regularization") else "off",
-            "Base acc": fmt_value("accuracy", base.get("accuracy")),
-            "SFT acc": fmt_value("accuracy", sft.get("accuracy")),
-            "Δ acc": fmt_value("accuracy", d.get("accuracy"), signed=True),
-            "SFT quality": fmt_value("avg_quality_score", sft.get("avg_quality_score")),
-            "Δ quality": fmt_value("avg_quality_score", d.get("avg_quality_score"), signed=True),
-            "SFT % think": fmt_value("pct_with_think_tags", sft.get("pct_with_think_tags")),
-            "Duration": fmt_duration(run_duration(r)),
-        })
-    return pd.DataFrame(rows)
+        cells = [run_label(r), status_text(r), cfg.get("dataset", ""),
+                 cfg.get("max_samples") if cfg.get("max_samples") is not None else "default",
+                 _num(cfg.get("epochs")) if cfg.get("epochs") is not None else "—",
+                 cfg.get("learning_rate", "—"), cfg.get("kl_coef") if cfg.get("use_kl_regularization") else "off"]
+        tds = "".join(f"<td>{esc(c)}</td>" for c in cells)
+        for key, _, better in COMPARE_METRICS:
+            b, sv, dv = base.get(key), sft.get(key), d.get(key)
+            if not summ:
+                tds += '<td class="ds-muted">—</td>'
+                continue
+            tds += (f"<td>{esc(fmt_value(key, b))} → {esc(fmt_value(key, sv))} "
+                    f'<span class="{delta_class(dv, better)}">({esc(fmt_value(key, dv, signed=True))})</span></td>')
+        tds += f"<td>{esc(fmt_duration(run_duration(r)))}</td>"
+        rows.append(f"<tr>{tds}</tr>")
+    return (f'<div class="ds-scroll"><table class="ds-table ds-compare"><thead>{head}</thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 # --------------------------------------------------------------------------- responses
@@ -371,7 +401,8 @@ def response_html(text: str, side: dict[str, Any] | None = None, *, streaming: b
     if answer:
         out.append(f'<div class="ds-answer-text">{esc(answer)}</div>')
     elif not streaming:
-        out.append('<div class="ds-answer-text ds-muted">(no answer after the reasoning)</div>')
+        empty = "(empty response)" if not (text or "").strip() else "(no answer after the reasoning)"
+        out.append(f'<div class="ds-answer-text ds-muted">{empty}</div>')
     if streaming:
         out.append('<span class="ds-cursor">▍</span>')
     if side:
@@ -504,7 +535,7 @@ def kv_html(data: dict[str, Any] | None, title: str = "") -> str:
         for k, v in data.items()
     )
     cap = f"<caption>{esc(title)}</caption>" if title else ""
-    return f'<table class="ds-table ds-kv">{cap}<tbody>{rows}</tbody></table>'
+    return f'<div class="ds-scroll"><table class="ds-table ds-kv">{cap}<tbody>{rows}</tbody></table></div>'
 
 
 def banner_html(message: str | None, kind: str = "error") -> str:
@@ -527,4 +558,5 @@ def artifacts_html(items: Sequence[dict[str, Any]], link_base: str | None) -> st
         label = esc(name) + (" (zip)" if kind == "folder" else "")
         cell = f'<a href="{esc(link_base.rstrip("/") + "/" + quote(name))}" download>{label}</a>' if link_base is not None else label
         rows.append(f"<tr><td>{cell}</td><td>{esc(fmt_bytes(a.get('size')))}</td></tr>")
-    return f'<table class="ds-table ds-artifacts"><thead><tr><th>Artifact</th><th>Size</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (f'<div class="ds-scroll"><table class="ds-table ds-artifacts"><thead><tr><th>Artifact</th><th>Size</th></tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from ui.app import build_dashboard, launch_kwargs
 
@@ -39,8 +41,30 @@ def api_url_from_env() -> str:
     return f"http://127.0.0.1:{os.environ.get('PORT', '8000').strip() or '8000'}"
 
 
+class LearnServerAddress:
+    """ASGI middleware: on the first request, point the dashboard's API clients at the address this
+    server actually answers on (the server may have been started with ``--port`` rather than ``$PORT``)."""
+
+    def __init__(self, app: Any, ctx: Any) -> None:
+        self.app, self.ctx, self.done = app, ctx, False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.done and scope.get("type") in ("http", "websocket") and scope.get("server"):
+            self.done = True
+            host, port = scope["server"][0], scope["server"][1]
+            if port:
+                host = "127.0.0.1" if host in ("0.0.0.0", "", None) else host
+                host = f"[{host}]" if ":" in str(host) and not str(host).startswith("[") else host
+                url = f"{scope.get('scheme', 'http')}://{host}:{port}"
+                self.ctx.api.base_url = self.ctx.aapi.base_url = url
+                if self.ctx.public_api_url == self.ctx.api_url:
+                    self.ctx.public_api_url = url
+                self.ctx.api_url = url
+        await self.app(scope, receive, send)
+
+
 def mount_dashboard(app: FastAPI) -> None:
-    """``gr.mount_gradio_app(app, dashboard, path="/ui")`` against this same server's API."""
+    """``gr.mount_gradio_app(app, dashboard, path="/ui")`` against this same server's API; ``/`` redirects to it."""
     same_server = not os.environ.get("DISTILL_API_URL", "").strip()
     api_url = api_url_from_env()
     token = os.environ.get("DISTILL_API_TOKEN") or None
@@ -51,3 +75,7 @@ def mount_dashboard(app: FastAPI) -> None:
     gr.mount_gradio_app(app, blocks, path=MOUNT_PATH, auth=token_auth(token) if token else None,
                         auth_message=AUTH_MESSAGE if token else None, run_history=False, show_error=True,
                         **launch_kwargs())
+    if same_server:
+        app.add_middleware(LearnServerAddress, ctx=blocks.ds_ctx)  # type: ignore[attr-defined]
+    if not any(getattr(r, "path", None) in ("", "/") for r in app.routes):
+        app.add_api_route("/", lambda: RedirectResponse(f"{MOUNT_PATH}/"), include_in_schema=False)

@@ -27,7 +27,9 @@ CSS = """
 }
 .gradio-container { max-width: 1400px !important; }
 #ds-header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
-#ds-header h1 { margin: 0; font-size: 1.4rem; }
+#ds-header h1 { margin: 0; font-size: 1.4rem; display: inline-block; margin-right: .8rem; }
+#ds-health { text-align: right; }
+@media (max-width: 760px) { #ds-health { text-align: left; } }
 .ds-muted { color: var(--body-text-color-subdued); }
 .ds-small { font-size: 0.85em; }
 .ds-good { color: var(--ds-good); font-weight: 600; }
@@ -51,6 +53,7 @@ CSS = """
 .ds-bar-done .ds-bar-fill { background: var(--ds-good); }
 .ds-bar-failed .ds-bar-fill { background: var(--ds-bad); }
 .ds-bar-cancelled .ds-bar-fill { background: var(--body-text-color-subdued); }
+.ds-failure .ds-tail { max-height: none; }
 .ds-failure { background: var(--ds-bad-bg); border: 1px solid var(--ds-bad); border-radius: 8px; padding: .6rem .8rem; }
 .ds-failure-title { color: var(--ds-bad); font-weight: 700; overflow-wrap: anywhere; }
 .ds-tail, .ds-raw { white-space: pre-wrap; overflow-wrap: anywhere; font-family: var(--font-mono); font-size: .8em;
@@ -84,9 +87,17 @@ CSS = """
 .ds-mark { font-size: 1.15em; }
 .ds-cursor { animation: ds-blink 1s steps(2) infinite; color: var(--ds-bar); }
 @keyframes ds-blink { 50% { opacity: 0; } }
-.ds-stream-col { min-height: 8rem; }
+.ds-stream-col { min-height: 8rem; background: var(--background-fill-secondary); border-radius: 8px; padding: .4rem .7rem !important; }
+.ds-stream-col h4 { margin: .2rem 0 !important; }
 .ds-timing { font-size: .85em; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
-#ds-log textarea { font-family: var(--font-mono) !important; font-size: 12px !important; line-height: 1.35 !important; }
+.ds-logbox { height: 30rem; overflow: auto; margin: 0; padding: .5rem .6rem; font-family: var(--font-mono); font-size: 12px;
+  line-height: 1.4; white-space: pre-wrap; overflow-wrap: anywhere; background: var(--background-fill-secondary);
+  color: var(--body-text-color); border: 1px solid var(--border-color-primary); border-radius: 8px; }
+.ds-log-line { display: block; }
+.ds-log-err { color: var(--ds-bad); font-weight: 600; }
+.ds-log-warn { color: var(--ds-warn); }
+.ds-log-note { display: block; color: var(--body-text-color-subdued); font-style: italic; }
+@media (max-width: 760px) { .ds-logbox { height: 18rem; } }
 .ds-field-error { --input-border-color: var(--ds-bad); }
 .ds-field-error input, .ds-field-error textarea, .ds-field-error .wrap { border-color: var(--ds-bad) !important; }
 .ds-field-error [data-testid="block-info"], .ds-field-error .info, .ds-field-error span[data-testid="block-info"] + div {
@@ -94,7 +105,9 @@ CSS = """
 .ds-btn-row { gap: .4rem !important; flex-wrap: wrap; }
 .ds-btn-row button { flex: 1 1 auto; }
 .ds-toolbar { align-items: flex-end; }
+.ds-scroll { overflow-x: auto; max-width: 100%; }
+.ds-compare td, .ds-compare th { white-space: nowrap; font-variant-numeric: tabular-nums; }
 /* empty banners take no room */
-.ds-collapse:not(:has(.ds-banner, .ds-failure)) { display: none !important; }
+.ds-collapse:not(:has(.ds-banner)):not(:has(.ds-failure)) { display: none !important; }
 .ds-code textarea, .ds-code pre { font-size: 12px !important; }
 """

@@ -9,10 +9,9 @@ message prefetched, queues ``gpu`` (training/evaluation, one task at a time per 
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
 
 from backend.config import Settings
-from backend.services.dispatch import DEFAULT_QUEUE, GPU_QUEUE, broker_transport_options
+from backend.services.dispatch import DEFAULT_QUEUE, GPU_QUEUE, broker_transport_options, task_queues
 
 
 def make_app(settings: Settings | None = None) -> Celery:
@@ -35,7 +34,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        task_queues=(Queue(GPU_QUEUE), Queue(DEFAULT_QUEUE)),
+        task_queues=task_queues(),
         task_default_queue=DEFAULT_QUEUE,
         task_routes={"distill.train": {"queue": GPU_QUEUE}, "distill.evaluate": {"queue": GPU_QUEUE},
                      "distill.all": {"queue": GPU_QUEUE}},

@@ -22,8 +22,11 @@ async def create_run(body: Annotated[RunConfig | None, Body()] = None, svc: Serv
     return RunOut.of(run)
 
 
+# The two reads below run on the event loop: they are index lookups that take well under a
+# millisecond, and skipping the thread pool avoids GIL hand-offs that dominate their latency
+# under many concurrent clients (bench/api_latency.py).
 @router.get("", response_model=RunList, summary="Runs, newest first")
-def list_runs(
+async def list_runs(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -35,7 +38,7 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> RunOut:
+async def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> RunOut:
     return RunOut.of(svc.runs.get(s, run_id))
 
 

@@ -40,6 +40,13 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
+def task_queues() -> tuple:
+    """``gpu`` and ``default``, each a direct exchange of its own name (API and workers agree)."""
+    from kombu import Exchange, Queue
+
+    return tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in (GPU_QUEUE, DEFAULT_QUEUE))
+
+
 def new_task_id() -> str:
     return uuid.uuid4().hex
 
@@ -61,6 +68,7 @@ class Dispatcher:
                 app.conf.update(
                     broker_transport_options=broker_transport_options(self.settings),
                     broker_connection_retry_on_startup=True,
+                    task_queues=task_queues(),
                     task_default_queue=DEFAULT_QUEUE,
                     task_ignore_result=True,
                     result_backend=None,

@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from ui.client import ApiError
-from ui.format import banner_html, compare_frame, metrics_frame, run_label
+from ui.format import banner_html, compare_html, esc, metrics_frame, run_label
 from ui.pages.common import Ctx, run_choices, to_int
 
 SERIES = {"loss": "Training loss", "ce": "Cross-entropy", "kl": "KL to base", "eval_loss": "Validation loss",
@@ -22,8 +22,7 @@ class ComparePage:
     refresh_btn: gr.Button
     series: gr.Radio
     banner: gr.HTML
-    table: gr.Dataframe
-    plot: gr.LinePlot
+    table: gr.HTML
     points_state: gr.State
 
 
@@ -32,12 +31,23 @@ def build(ctx: Ctx) -> ComparePage:
         runs = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True, scale=5, elem_id="cmp-runs")
         refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="cmp-refresh")
     banner = gr.HTML("", elem_id="cmp-banner", elem_classes=["ds-collapse"])
-    table = gr.Dataframe(value=compare_frame([]), interactive=False, wrap=True, label="Metrics", elem_id="cmp-table",
-                         max_height=400)
+    table = gr.HTML(compare_html([]), elem_id="cmp-table")
     series = gr.Radio([(v, k) for k, v in SERIES.items()], value="loss", label="Curve", elem_id="cmp-series")
-    plot = gr.LinePlot(value=_empty(), x="step", y="value", color="run", title="Training loss", height=320,
-                       elem_id="cmp-plot", x_title="step", y_title="value", tooltip="all")
-    return ComparePage(runs, refresh_btn, series, banner, table, plot, gr.State({}))
+    points_state = gr.State({})
+
+    # Drawn afresh for each selection: a chart learns its set of colors (one per run) when it is created.
+    @gr.render(inputs=[points_state, series])
+    def _plot(points: dict[str, Any], which: str) -> None:
+        title = SERIES.get(which, which)
+        df = curves(points or {}, which)
+        if df.empty:
+            gr.HTML(f'<div class="ds-muted">No {esc(title.lower())} points for the selected runs.</div>')
+            return
+        gr.LinePlot(value=df, x="step", y="value", color="run", title=title, height=340, elem_id="cmp-plot",
+                    x_title="step", y_title=title, tooltip="all",
+                    y_axis_format=".1e" if which == "lr" else None)
+
+    return ComparePage(runs, refresh_btn, series, banner, table, points_state)
 
 
 def _empty() -> pd.DataFrame:
@@ -51,7 +61,7 @@ def curves(points_by_run: dict[str, list[dict[str, Any]]], series: str) -> pd.Da
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
 
-def compare(ctx: Ctx, run_ids: list[Any], series: str):  # noqa: ANN201
+def compare(ctx: Ctx, run_ids: list[Any]):  # noqa: ANN201
     ids = [i for i in (to_int(r) for r in run_ids or []) if i is not None]
     runs, points, errors = [], {}, []
     for rid in ids:
@@ -61,11 +71,7 @@ def compare(ctx: Ctx, run_ids: list[Any], series: str):  # noqa: ANN201
             points[run_label(run)] = ctx.api.get_metrics(rid)
         except ApiError as e:
             errors.append(e.message)
-    title = SERIES.get(series, series)
-    df = curves(points, series)
-    return (compare_frame(runs), gr.update(value=df, title=title, y_title=title, colors_in_legend=sorted(set(df["run"]))),
-            points,
-            banner_html("; ".join(errors)) if errors else "")
+    return compare_html(runs), points, banner_html("; ".join(errors)) if errors else ""
 
 
 def refresh(ctx: Ctx, current: list[Any]):  # noqa: ANN201
@@ -82,12 +88,5 @@ def refresh(ctx: Ctx, current: list[Any]):  # noqa: ANN201
 
 def wire(ctx: Ctx, page: ComparePage) -> None:
     page.refresh_btn.click(lambda c: refresh(ctx, c), [page.runs], [page.runs, page.banner])
-    page.runs.change(lambda r, s: compare(ctx, r, s), [page.runs, page.series],
-                     [page.table, page.plot, page.points_state, page.banner], trigger_mode="always_last")
-
-    def reseries(points: dict[str, Any], series: str):  # noqa: ANN202
-        title = SERIES.get(series, series)
-        df = curves(points or {}, series)
-        return gr.update(value=df, title=title, y_title=title, colors_in_legend=sorted(set(df["run"])))
-
-    page.series.change(reseries, [page.points_state, page.series], [page.plot], show_progress="hidden")
+    page.runs.change(lambda r: compare(ctx, r), [page.runs], [page.table, page.points_state, page.banner],
+                     trigger_mode="always_last")

@@ -37,16 +37,19 @@ class PlaygroundPage:
 
 
 def build(ctx: Ctx) -> PlaygroundPage:
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
         run = gr.Dropdown(label="Finished run (its base model and its fine-tuned SFT model)", choices=[], value=None,
                           scale=4, elem_id="pg-run")
-        refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="pg-refresh")
+        refresh_btn = gr.Button("↻", size="sm", scale=0, min_width=50, elem_id="pg-refresh")
         eval_prompt = gr.Dropdown(label="…or pick one of its evaluation prompts", choices=[], value=None, scale=4,
                                   elem_id="pg-eval-prompt")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
-            prompt = gr.Textbox(label="Prompt", lines=3, max_lines=12, elem_id="pg-prompt",
-                                placeholder="e.g. A pen costs $2. How much do 6 pens cost?")
+            prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="pg-prompt",
+                                placeholder="e.g. A pen costs $2. How much do 6 pens cost?  (Shift+Enter: new line)")
+            with gr.Row():
+                send = gr.Button("▶ Ask both models", variant="primary", elem_id="pg-send", scale=3)
+                stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop", scale=1, min_width=90)
         with gr.Column(scale=2, min_width=260):
             with gr.Accordion("Generation settings", open=True):
                 system = gr.Textbox(label="System prompt (optional)", lines=1, elem_id="pg-system")
@@ -54,19 +57,16 @@ def build(ctx: Ctx) -> PlaygroundPage:
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)",
                                         elem_id="pg-temp")
                 top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p", elem_id="pg-top-p")
-    with gr.Row():
-        send = gr.Button("▶ Ask both models", variant="primary", elem_id="pg-send")
-        stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop")
     banner = gr.HTML("", elem_id="pg-banner", elem_classes=["ds-collapse"])
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300, elem_classes=["ds-stream-col"]):
-            gr.Markdown("#### Base model")
+            gr.Markdown("#### Base model (no adapter)")
             base_timing = gr.HTML("", elem_id="pg-base-timing")
-            base_out = gr.HTML(PLACEHOLDER, elem_id="pg-base", autoscroll=True)
+            base_out = gr.HTML(PLACEHOLDER, elem_id="pg-base")
         with gr.Column(min_width=300, elem_classes=["ds-stream-col"]):
             gr.Markdown("#### SFT model (fine-tuned)")
             sft_timing = gr.HTML("", elem_id="pg-sft-timing")
-            sft_out = gr.HTML(PLACEHOLDER, elem_id="pg-sft", autoscroll=True)
+            sft_out = gr.HTML(PLACEHOLDER, elem_id="pg-sft")
     return PlaygroundPage(run, refresh_btn, eval_prompt, prompt, system, max_new_tokens, temperature, top_p, send, stop,
                           banner, base_out, sft_out, base_timing, sft_timing, gr.State([]))
 

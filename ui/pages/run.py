@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from ui.client import FINISHED, ApiError
 from ui.format import (
@@ -19,7 +20,7 @@ from ui.format import (
     banner_html,
     by_set_html,
     failure_html,
-    format_log,
+    format_log_html,
     kv_html,
     metrics_frame,
     metrics_table_html,
@@ -32,6 +33,16 @@ LOG_LINES_SHOWN = 400
 LOG_FLUSH_S = 0.3
 POLL_S = 1.5
 RECONNECT_S = 2.0
+
+# Follow the end of the log unless the reader scrolled up (then stay where they are).
+STICK_TO_BOTTOM_JS = """
+let stick = true;
+element.addEventListener('scroll', (e) => {
+  const b = e.target;
+  if (b && b.classList && b.classList.contains('ds-logbox')) stick = b.scrollTop + b.clientHeight >= b.scrollHeight - 30;
+}, true);
+watch('value', () => { const b = element.querySelector('.ds-logbox'); if (b && stick) b.scrollTop = b.scrollHeight; });
+"""
 
 PLOTS = (
     ("Loss", ("loss", "ce", "eval_loss")),
@@ -52,7 +63,7 @@ class RunPageUI:
     banner: gr.HTML
     failure: gr.HTML
     progress: gr.HTML
-    log: gr.Textbox
+    log: gr.HTML
     plots: list[gr.LinePlot]
     eval_table: gr.HTML
     by_set: gr.HTML
@@ -83,15 +94,16 @@ def build(ctx: Ctx) -> RunPageUI:
     progress = gr.HTML('<div class="ds-muted">Pick a run above, or launch one.</div>', elem_id="run-progress")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=340):
-            log = gr.Textbox(label=f"Log (live; the last {LOG_LINES_SHOWN} lines)", lines=22, max_lines=22,
-                             interactive=False, autoscroll=True, elem_id="ds-log", buttons=["copy"])
+            gr.Markdown(f"**Log** <span class='ds-muted ds-small'>live; the last {LOG_LINES_SHOWN} lines; "
+                        "scroll up to pause following</span>")
+            log = gr.HTML(format_log_html([], 0, LOG_LINES_SHOWN), elem_id="ds-log", js_on_load=STICK_TO_BOTTOM_JS)
         with gr.Column(scale=6, min_width=340):
             plots = []
             for i in range(0, len(PLOTS), 2):
                 with gr.Row(equal_height=True):
                     for title, series in PLOTS[i:i + 2]:
                         plots.append(gr.LinePlot(
-                            value=metrics_frame([], series), x="step", y="value",
+                            value=plot_frame([], series), x="step", y="value",
                             color="series" if len(series) > 1 else None, title=title, height=230, min_width=240,
                             x_title="step", y_title=title, elem_id=f"plot-{series[0]}", tooltip="all",
                             y_axis_format=".1e" if series == ("lr",) else None,
@@ -122,24 +134,22 @@ def build(ctx: Ctx) -> RunPageUI:
 
 # --------------------------------------------------------------------------- rendering
 
-def _plot_values(points: list[dict[str, Any]], legends: dict[str, list[str]] | None = None) -> list[Any]:
-    """Plot updates. A multi-series plot gets ``colors_in_legend`` when its set of series changes: the
-    chart only rebuilds (and learns the new colors) when a property changes, not on new data alone."""
-    out = []
-    for _, series in PLOTS:
-        df = metrics_frame(points, series)
-        if len(series) > 1:
-            present = [s for s in series if s in set(df["series"])]
-            if legends is None or legends.get(series[0]) != present:
-                if legends is not None:
-                    legends[series[0]] = present
-                out.append(gr.update(value=df, colors_in_legend=present))
-                continue
-        out.append(df)
-    return out
+def plot_frame(points: list[dict[str, Any]], series: tuple[str, ...]) -> pd.DataFrame:
+    """A plot's data. Multi-series plots start with one empty (NaN) row per series: the chart fixes its
+    color domain when it is first drawn and later updates only replace the data."""
+    df = metrics_frame(points, series)
+    if len(series) < 2:
+        return df
+    seed = pd.DataFrame({"step": [float("nan")] * len(series), "value": [float("nan")] * len(series),
+                         "series": list(series)}).astype(df.dtypes.to_dict())
+    return pd.concat([seed, df], ignore_index=True)
 
 
-def _tail(ctx: Ctx, run_id: int, n: int = 20) -> list[dict[str, Any]]:
+def _plot_values(points: list[dict[str, Any]]) -> list[Any]:
+    return [plot_frame(points, series) for _, series in PLOTS]
+
+
+def _tail(ctx: Ctx, run_id: int, n: int = 12) -> list[dict[str, Any]]:
     """The last ``n`` log lines (for the failure banner)."""
     lines: list[dict[str, Any]] = []
     offset = 0
@@ -174,7 +184,6 @@ def render(ctx: Ctx, run_id: int | None, prev: dict[str, Any]) -> list[Any]:
     status = run.get("status")
     same_run = prev.get("id") == run_id
     state = {"id": run_id, "status": status, "points": prev.get("points", 0) if same_run else -1,
-             "legends": dict(prev.get("legends") or {}) if same_run else {},
              "eval": prev.get("eval", False) if same_run else False, "error": None,
              "artifacts": prev.get("artifacts") if same_run else None,
              "failure": prev.get("failure", False) if same_run else False}
@@ -195,7 +204,7 @@ def render(ctx: Ctx, run_id: int | None, prev: dict[str, Any]) -> list[Any]:
     except ApiError:
         points = None
     if points is not None and len(points) != state["points"]:
-        out += _plot_values(points, state["legends"])
+        out += _plot_values(points)
         state["points"] = len(points)
     else:
         out += [gr.skip()] * len(PLOTS)
@@ -207,14 +216,22 @@ def render(ctx: Ctx, run_id: int | None, prev: dict[str, Any]) -> list[Any]:
             ev = None
             out[0] = banner_html(e.message)
         if ev:
-            out += [metrics_table_html(ev.get("summary"), ev.get("deltas")), by_set_html(ev.get("by_set")),
+            out += [metrics_table_html(ev.get("summary"), ev.get("deltas")),
+                    by_set_html(ev.get("by_set")) + kv_html(ev.get("data_report"), "Training data"),
                     samples_html(ev.get("samples") or [])]
+            state["eval"] = True
+        elif status == "succeeded" and out[0] == "":
+            # Finished without an evaluation (mode train, or eval_samples 0 and no general prompts).
+            out += ['<div class="ds-muted">This run has no evaluation (see its mode and evaluation settings).</div>',
+                    "", ""]
             state["eval"] = True
         else:
             out += [gr.skip()] * 3
-    elif not same_run:
+    elif not same_run or (prev.get("status") != status and not state["eval"]):
         msg = {"failed": "No evaluation: the run failed.", "cancelled": "No evaluation: the run was cancelled."}.get(
             str(status), "Shown when the run has been evaluated.")
+        if run.get("config", {}).get("mode") == "train" and status == "succeeded":
+            msg = "No evaluation: this run was launched with mode train."
         out += [f'<div class="ds-muted">{msg}</div>', "", ""]
     else:
         out += [gr.skip()] * 3
@@ -258,7 +275,7 @@ async def stream_log(ctx: Ctx, run_id: Any):  # noqa: ANN201
     """Follow the run's log over SSE; keeps the last LOG_LINES_SHOWN lines; reconnects with Last-Event-ID."""
     rid = to_int(run_id)
     if rid is None:
-        yield ""
+        yield format_log_html([], 0, LOG_LINES_SHOWN)
         return
     buf: deque[dict[str, Any]] = deque(maxlen=LOG_LINES_SHOWN)
     st = {"last": None, "total": 0, "dirty": True, "done": False, "note": "", "status": None}
@@ -300,12 +317,8 @@ async def stream_log(ctx: Ctx, run_id: Any):  # noqa: ANN201
             await asyncio.sleep(LOG_FLUSH_S)
             if st["dirty"]:
                 st["dirty"] = False
-                text = format_log(list(buf), st["total"], LOG_LINES_SHOWN)
-                if st["note"]:
-                    text += ("\n" if text else "") + st["note"]
-                if st["done"] and st["status"]:
-                    text += ("\n" if text else "") + f"[end of log: run {st['status']}]"
-                yield text
+                end = f"[end of log: run {st['status']}]" if st["done"] and st["status"] else ""
+                yield format_log_html(list(buf), st["total"], LOG_LINES_SHOWN, [st["note"], end])
             if st["done"] and not st["dirty"]:
                 return
     finally:

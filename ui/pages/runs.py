@@ -20,7 +20,7 @@ class RunsPage:
     status: gr.Radio
     table: gr.Dataframe
     total: gr.Markdown
-    selected: gr.Number
+    selected: gr.Textbox
     open_btn: gr.Button
     cancel_btn: gr.Button
     resume_btn: gr.Button
@@ -32,21 +32,24 @@ class RunsPage:
 
 
 def build(ctx: Ctx) -> RunsPage:
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
         status = gr.Radio([ALL, *STATUSES], value=ALL, label="Status", scale=4, elem_id="runs-status")
-        refresh_btn = gr.Button("↻ Refresh", scale=0, min_width=110, elem_id="runs-refresh")
+        refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="runs-refresh")
     banner = gr.HTML("", elem_id="runs-banner", elem_classes=["ds-collapse"])
     table = gr.Dataframe(headers=RUNS_COLUMNS, value=runs_frame([]), interactive=False, wrap=True, max_height=520,
                          elem_id="runs-table", label="Runs (click a row to select it; refreshes every few seconds)",
                          column_widths=["5%", "13%", "13%", "13%", "12%", "7%", "12%", "8%", "9%", "8%"])
     total = gr.Markdown("", elem_classes=["ds-muted"])
-    with gr.Row(equal_height=True):
-        selected = gr.Number(label="Selected run", precision=0, value=None, scale=1, min_width=140, elem_id="runs-selected")
-        open_btn = gr.Button("Open →", variant="primary", scale=1, min_width=100, elem_id="runs-open")
-        cancel_btn = gr.Button("■ Cancel", variant="stop", scale=1, min_width=100, elem_id="runs-cancel")
-        resume_btn = gr.Button("↻ Resume", scale=1, min_width=100, elem_id="runs-resume")
-        delete_btn = gr.Button("✖ Delete", scale=1, min_width=100, elem_id="runs-delete")
-        clone_btn = gr.Button("✎ Clone into form", scale=1, min_width=140, elem_id="runs-clone")
+    with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
+        selected = gr.Textbox(label="Selected run ID", value="", scale=1, min_width=140, elem_id="runs-selected",
+                              placeholder="click a row")
+        with gr.Column(scale=4, min_width=300):
+            with gr.Row(elem_classes=["ds-btn-row"]):
+                open_btn = gr.Button("Open →", variant="primary", size="sm", min_width=90, elem_id="runs-open")
+                cancel_btn = gr.Button("■ Cancel", variant="stop", size="sm", min_width=90, elem_id="runs-cancel")
+                resume_btn = gr.Button("↻ Resume", size="sm", min_width=90, elem_id="runs-resume")
+                delete_btn = gr.Button("✖ Delete", size="sm", min_width=90, elem_id="runs-delete")
+                clone_btn = gr.Button("✎ Clone into form", size="sm", min_width=130, elem_id="runs-clone")
     timer = gr.Timer(REFRESH_S, active=False)
     return RunsPage(status, table, total, selected, open_btn, cancel_btn, resume_btn, delete_btn, clone_btn,
                     refresh_btn, banner, timer)
@@ -70,7 +73,8 @@ def wire(ctx: Ctx, page: RunsPage) -> None:
 
     def on_select(evt: gr.SelectData):  # noqa: ANN202
         row = evt.row_value or []
-        return to_int(row[0]) if row else gr.skip()
+        rid = to_int(row[0]) if row else None
+        return str(rid) if rid is not None else gr.skip()
 
     page.table.select(on_select, None, page.selected, show_progress="hidden")
 
@@ -96,6 +100,6 @@ def wire(ctx: Ctx, page: RunsPage) -> None:
 
     page.cancel_btn.click(lambda r, s: act("cancel", r, s), [page.selected, page.status], outs)
     page.resume_btn.click(lambda r, s: act("resume", r, s), [page.selected, page.status], outs)
-    page.delete_btn.click(lambda r, s: act("delete", r, s) if r is not None else (gr.skip(), gr.skip(), ""),
+    page.delete_btn.click(lambda r, s: act("delete", r, s) if r else (gr.skip(), gr.skip(), ""),
                           [page.selected, page.status], outs,
-                          js="(r, s) => [(r !== null && r !== undefined && confirm('Delete run #' + r + ' and its files?')) ? r : null, s]")
+                          js="(r, s) => [(r && confirm('Delete run #' + r + ' and its files?')) ? r : null, s]")

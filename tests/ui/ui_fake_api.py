@@ -3,7 +3,7 @@
 Used by the dashboard's fast tests and by the browser tests that need situations the real
 service makes slow or hard to reach (a failed run, thousands of log lines, an API restart).
 Runs "train" on a timer: a few seconds from queued to succeeded, with logs, metrics and an
-evaluation. Start it with ``python -m tests.ui.fake_api PORT [TOKEN]``.
+evaluation. Start it with ``python tests/ui/ui_fake_api.py PORT [TOKEN]``.
 """
 
 from __future__ import annotations
