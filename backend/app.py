@@ -77,12 +77,15 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
 
 
 def mount_plugins(app: FastAPI) -> list[str]:
-    """Mount the dashboard (and any other plugin) registered in the ``distill.mounts`` entry-point group."""
+    """Mount the dashboard (and any other plugin) registered in the ``distill.mounts`` entry-point group;
+    returns the paths they took."""
     mounted = []
     for ep in entry_points(group="distill.mounts"):
         try:
+            before = {getattr(r, "path", None) for r in app.routes}
             ep.load()(app)
-            mounted.append(ep.name)
+            new = sorted(p for p in {getattr(r, "path", None) for r in app.routes} - before if p)
+            mounted.append(next((p for p in new if p != "/"), new[0] if new else ep.name))
         except Exception as e:  # noqa: BLE001 - the API serves without the plugin
             log.warning("could not mount %s (%s): %s", ep.name, ep.value, e)
     if not any(getattr(r, "path", None) in ("", "/") for r in app.routes):

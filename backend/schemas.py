@@ -47,6 +47,21 @@ class RunOut(BaseModel):
         )
 
 
+RUN_FIELDS = tuple(RunOut.model_fields)
+_TIMES = ("created_at", "started_at", "finished_at")
+
+
+def run_dict(row: Any) -> dict[str, Any]:
+    """A Run object as a plain dict from a row of ``Run`` columns (the fast path of the reads)."""
+    out = dict(zip(RUN_FIELDS, row))  # the row's columns are RUN_FIELDS, in order
+    for name in _TIMES:
+        out[name] = iso(out[name])
+    out["progress"] = out["progress"] or 0.0
+    out["cancel_requested"] = bool(out["cancel_requested"])
+    out["attempts"] = out["attempts"] or 0
+    return out
+
+
 class RunList(BaseModel):
     items: list[RunOut]
     total: int

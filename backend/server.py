@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     # then turns SIGTERM into SystemExit so that the worker is stopped below.
     signal.signal(signal.SIGTERM, _terminate)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    print(f"distill: serving on http://{shown_host}:{port}  (API docs: http://{shown_host}:{port}/docs"
-          f"{'; dashboard: ' + ', '.join(mounted) if mounted else ''})", flush=True)
+    url = f"http://{shown_host}:{port}"
+    print(f"distill: serving on {url}  (API docs: {url}/docs"
+          f"{''.join(f'; dashboard: {url}{m}' if m.startswith('/') else f'; {m}' for m in mounted)})", flush=True)
     print(f"distill: DISTILL_HOME={settings.home}  database={settings.database_url.split('@')[-1]}  "
           f"broker={settings.broker_url.split('@')[-1]}"
           f"{'  worker pid ' + str(worker.pid) if worker else ''}", flush=True)

@@ -154,8 +154,6 @@ class Store:
                 s.add(Worker(name=name, gpus=gpus, pid=os.getpid(), started_at=now, last_seen=now, state=state))
             else:
                 w.gpus, w.pid, w.last_seen, w.state = gpus, os.getpid(), now, state
-                if state == "online" and w.started_at is None:
-                    w.started_at = now
             s.commit()
 
     def worker_started(self, name: str, gpus: dict[str, Any] | None) -> None:

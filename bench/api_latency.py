@@ -42,6 +42,7 @@ from backend.store import Claim, Store  # noqa: E402
 from distill.config import RunConfig  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ERRORS: list[str] = []  # transport errors (counted and reported, not timed)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -71,6 +72,12 @@ def seed_runs(settings: Settings, n: int) -> list[int]:
         return [r.id for r in rows]
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_api(settings: Settings, port: int) -> subprocess.Popen:
     env = dict(os.environ, DISTILL_HOME=str(settings.home), DATABASE_URL=settings.database_url,
                CELERY_BROKER_URL=settings.broker_url, DISTILL_HEARTBEAT_S="0.5")
@@ -96,7 +103,11 @@ async def load(url_for, clients: int, total: int) -> tuple[list[float], float]:
         async def one_client() -> None:
             for i in counter:
                 t0 = time.perf_counter()
-                r = await client.get(url_for(i))
+                try:
+                    r = await client.get(url_for(i))
+                except httpx.HTTPError as e:
+                    ERRORS.append(f"{type(e).__name__}: {e}")
+                    continue
                 latencies.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200, r.text
         t0 = time.perf_counter()
@@ -117,7 +128,11 @@ async def paced(url_for, clients: int, period_s: float, duration_s: float) -> li
             i = k
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
-                r = await client.get(url_for(i))
+                try:
+                    r = await client.get(url_for(i))
+                except httpx.HTTPError as e:
+                    ERRORS.append(f"{type(e).__name__}: {e}")
+                    continue
                 latencies.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200, r.text
                 i += clients
@@ -191,9 +206,11 @@ def bench(db: str, runs: int, clients: int, requests: int, sse_lines: int, paced
         asyncio.run(load(lambda i: f"{base}/runs/{ids[i % len(ids)]}", clients, 200))  # warm up
         for name, url_for in (("GET /runs", lambda i: f"{base}/runs"),
                               ("GET /runs/{id}", lambda i: f"{base}/runs/{ids[(i * 7919) % len(ids)]}")):
+            c0 = cpu_s(proc.pid)
             lat, rps = asyncio.run(load(url_for, clients, requests))
             out[name] = {"p50_ms": round(statistics.median(lat), 1), "p99_ms": round(pct(lat, 99), 1),
-                         "rps": round(rps), "n": len(lat)}
+                         "rps": round(rps), "n": len(lat),
+                         "server_cpu_ms_per_request": round((cpu_s(proc.pid) - c0) * 1000 / len(lat), 2)}
             # 50 clients polling once a second each (open loop: what 50 dashboards do)
             latp = asyncio.run(paced(url_for, clients, 1.0, paced_s))
             out[name]["polling_1s"] = {"p50_ms": round(statistics.median(latp), 1), "p99_ms": round(pct(latp, 99), 1),
@@ -205,6 +222,9 @@ def bench(db: str, runs: int, clients: int, requests: int, sse_lines: int, paced
         sse = sse_latency(settings, base, sse_lines, 0.05)
         out["SSE log line"] = {"p50_ms": round(statistics.median(sse), 1), "p95_ms": round(pct(sse, 95), 1),
                                "max_ms": round(max(sse), 1), "n": len(sse)}
+        out["transport_errors"] = len(ERRORS)
+        out["server_alive"] = proc.poll() is None
+        ERRORS.clear()
     finally:
         proc.terminate()
         proc.wait(10)
@@ -224,11 +244,15 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=2000, help="requests per endpoint")
     p.add_argument("--sse-lines", type=int, default=200)
+    p.add_argument("--out", help="also write the JSON results to this file")
     p.add_argument("--paced-seconds", type=float, default=20.0, help="duration of the 1 request/s/client phase")
     args = p.parse_args()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results = [bench(db, args.runs, args.clients, args.requests, args.sse_lines, args.paced_seconds) for db in dbs]
-    print(json.dumps(results, indent=2))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
     return 0
 
 

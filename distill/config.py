@@ -76,8 +76,8 @@ class RunConfig(BaseModel):
     weight_decay: float = _f(0.0, "training", "AdamW weight decay", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "training", "Gradient clipping norm", gt=0)
     early_stopping_patience: int = _f(3, "training", "Stop after this many epochs without a better validation loss", ge=0, le=1000)
-    precision: Literal["auto", "fp32", "bf16"] = _f("auto", "training", "auto: bf16 autocast where the hardware does it well (CUDA with bf16, CPU with AMX), else fp32")
-    packing: bool = _f(False, "training", "Padding-free batches (no pad tokens, per-sequence positions; no cross-row attention)")
+    precision: Literal["auto", "fp32", "bf16"] = _f("auto", "training", "auto: bf16 autocast where the hardware does it well (CUDA with bf16, CPUs with AMX or AVX512-BF16), else fp32")
+    packing: bool = _f(True, "training", "Padding-free batches: each micro-batch's rows concatenated, no pad tokens, per-row positions and attention (no cross-row attention); --no-packing pads to the longest row")
 
     # --- LoRA ---
     use_lora: bool = _f(True, "lora", "Train LoRA adapters (off: full fine-tuning)")

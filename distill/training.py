@@ -1,8 +1,20 @@
-"""Stage 2: SFT with TRL's SFTTrainer; the only subclassing is for the KL term.
+"""Stage 2: SFT with TRL's SFTTrainer; the only subclassing is for the KL term and for speed.
 
 loss = CE(assistant tokens) + kl_coef * KL(p_trained || p_base) on the same tokens. With LoRA the
 base distribution is the same weights with the adapter disabled (no second copy in memory);
 with full fine-tuning it is a frozen reference copy.
+
+Fast paths (measured in bench/train_throughput.py, figures in docs/benchmarks.md):
+- bf16 autocast where the hardware has bf16 matrix units (CUDA, and CPUs with AMX or AVX512-BF16);
+- the LM head and the loss only on the labelled (completion) positions, never the (batch, seq, vocab)
+  logits of the prompt and padding; TRL's fused head scores every position on CPU and computes
+  entropy and accuracy metrics besides;
+- padding-free batches (``packing``): the micro-batch's rows concatenated with per-row position ids,
+  and attention computed per row (``segment_sdpa_attention``), so no pad token is computed and no
+  token attends across rows;
+- no gradient checkpointing, the fused AdamW;
+- on CPU, the thread count measured per micro-batch (``ThreadTuner``): on a shared machine one
+  thread can be several times faster than an OpenMP team that waits on preempted members.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,18 +36,36 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from distill.config import RunConfig
+from distill.evaluation.generate import ThreadTuner
 
 log = logging.getLogger("distill")
 IGNORE = -100
+SEGMENT_ATTENTION = "distill_segment_sdpa"
+PACKED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (Intel AMX, or AVX512-BF16 as on AMD Zen 4):
+    oneDNN runs bf16 matmuls there several times faster than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:  # noqa: BLE001 - a probe that cannot run means "no"
+            pass
+    return False
 
 
 def resolve_precision(precision: str) -> str:
-    """'bf16' or 'fp32'. auto = bf16 only on CUDA cards that support it."""
+    """'bf16' or 'fp32'. auto = bf16 autocast on CUDA cards that support it and on CPUs with
+    AMX or AVX512-BF16, else fp32. (Weights and the optimizer stay fp32 either way.)"""
     if precision != "auto":
         return precision
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
 def token_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
@@ -44,14 +75,166 @@ def token_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
-class DistillSFTTrainer(SFTTrainer):
-    """SFTTrainer plus an optional KL term to the base model, logging ce and kl separately."""
+def segment_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """SDPA that, for a padding-free batch (one row holding several sequences, ``cu_seq_lens_q``
+    marking where each starts), attends within each sequence only: one causal SDPA call per
+    sequence, so the cost is the sum of the squares of the lengths, not the square of their sum,
+    and no token sees another sequence. Anything else (padded batches, generation) is plain SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    def __init__(self, *args: Any, kl_coef: float = 0.0, ref_model: torch.nn.Module | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] < 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    global _BOUNDS
+    if _BOUNDS[0] is not cu:  # every layer of a forward gets the same tensor: one device sync per forward
+        _BOUNDS = (cu, cu.tolist())
+    bounds = _BOUNDS[1]
+    gqa = query.shape[1] != key.shape[1]
+    lengths = {e - s for s, e in zip(bounds[:-1], bounds[1:])}
+    if len(lengths) == 1 and bounds[0] == 0 and bounds[-1] == query.shape[2]:  # equal rows: one batched call
+        n = lengths.pop()
+        h, hk, d = query.shape[1], key.shape[1], query.shape[3]
+        q = query.reshape(h, -1, n, d).transpose(0, 1)
+        k, v = (t.reshape(hk, -1, n, d).transpose(0, 1) for t in (key, value))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+        return out.transpose(0, 1).reshape(1, h, -1, d).transpose(1, 2).contiguous(), None
+    outs = [
+        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout,
+                                       scale=scaling, is_causal=True, enable_gqa=gqa)
+        for s, e in zip(bounds[:-1], bounds[1:]) if e > s
+    ]
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+_BOUNDS: tuple[Any, list[int]] = (None, [])
+
+
+_SKIP_MASK = False  # set while a padding-free batch goes through segment_sdpa_attention
+
+
+def _segment_mask(*args: Any, **kwargs: Any):
+    """SDPA's mask, except for padding-free batches: segment_sdpa_attention does not read it, and
+    transformers would build a (tokens x tokens) block-diagonal mask for them (0.7 s for 8k tokens
+    on this CPU)."""
+    from transformers.masking_utils import sdpa_mask
+
+    return None if _SKIP_MASK else sdpa_mask(*args, **kwargs)
+
+
+class _no_mask:
+    def __enter__(self):
+        global _SKIP_MASK
+        self.old, _SKIP_MASK = _SKIP_MASK, True
+
+    def __exit__(self, *exc):
+        global _SKIP_MASK
+        _SKIP_MASK = self.old
+
+
+def _register_segment_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(SEGMENT_ATTENTION, segment_sdpa_attention)
+    AttentionMaskInterface.register(SEGMENT_ATTENTION, _segment_mask)
+
+
+def use_segment_attention(model: torch.nn.Module) -> bool:
+    """Switch a model on SDPA to ``segment_sdpa_attention`` (which is SDPA for anything not
+    padding-free). Models on another attention (flash attention reads cu_seq_lens itself, eager
+    gets the block mask from transformers) are left alone. True when switched."""
+    configs = [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "_attn_implementation")]
+    if not configs or any(c._attn_implementation not in ("sdpa", SEGMENT_ATTENTION) for c in configs):
+        return False
+    _register_segment_attention()
+    for c in configs:
+        c._attn_implementation = SEGMENT_ATTENTION
+    return True
+
+
+def restore_sdpa(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        c = getattr(m, "config", None)
+        if c is not None and getattr(c, "_attn_implementation", None) == SEGMENT_ATTENTION:
+            c._attn_implementation = "sdpa"
+
+
+def compile_decoder_layers(model: torch.nn.Module, **kwargs: Any) -> int:
+    """torch.compile each decoder layer in place (regional compilation: the layers share one compiled
+    graph, so it compiles in a fraction of a whole-model compile). The number of layers compiled."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(getattr(inner, "base_model", None), "layers", None)
+    if layers is None:
+        return 0
+    for layer in layers:
+        layer.compile(**kwargs)
+    return len(layers)
+
+
+def _backbone(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(decoder, lm_head) of a causal LM, through a PEFT wrapper; None where the model is not
+    the plain kind (no output embeddings, a logit scale or softcap that the head applies)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    body = getattr(inner, "base_model", None) if hasattr(inner, "base_model_prefix") else None
+    cfg = getattr(inner, "config", None)
+    text_cfg = cfg.get_text_config() if cfg is not None and hasattr(cfg, "get_text_config") else cfg
+    special = any(getattr(text_cfg, k, None) not in (None, 1.0) for k in ("final_logit_softcapping", "logit_scale",
+                                                                           "logits_scaling", "output_multiplier"))
+    if head is None or body is None or body is inner or special or getattr(head, "bias", None) is not None:
+        return None
+    return body, head
+
+
+class DistillSFTTrainer(SFTTrainer):
+    """SFTTrainer plus an optional KL term to the base model, logging ce and kl separately.
+
+    The loss is computed on the labelled positions only (``_labelled_loss``): the decoder's hidden
+    states are gathered where the next token is labelled, and only those go through the LM head.
+    Padding-free batches (``args.padding_free``) are built per micro-batch from the same rows a
+    padded batch would hold, truncated to ``max_length`` as usual.
+    """
+
+    labelled_loss = True  # False: TRL's own loss path (the benchmarks' ablation)
+
+    def __init__(self, *args: Any, kl_coef: float = 0.0, ref_model: torch.nn.Module | None = None,
+                 tune_threads: bool = True, **kwargs: Any):
+        sft_config = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+        # TRL refuses padding_free without packing when max_length is set (it would not truncate).
+        # Keep its padding and truncation of the dataset, and flatten each micro-batch ourselves.
+        padding_free = bool(sft_config is not None and sft_config.padding_free and not sft_config.packing
+                            and kwargs.get("data_collator") is None)
+        if padding_free:
+            from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+            tok = kwargs.get("processing_class")
+            tok = getattr(tok, "tokenizer", tok)
+            pad_id = tok.pad_token_id if tok is not None and tok.pad_token_id is not None else getattr(tok, "eos_token_id", 0)
+            kwargs["data_collator"] = DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True)
+            sft_config.padding_free = False
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            if padding_free:
+                sft_config.padding_free = True
         self.kl_coef = kl_coef
         self.ref_model = ref_model
         self._trained_tokens = 0
+        self.segment_attention = padding_free and use_segment_attention(self.model)
+        if self.segment_attention and ref_model is not None:
+            use_segment_attention(ref_model)
+        self.thread_tuner = ThreadTuner.for_device(self.args.device) if tune_threads else None
+
+    # --- speed: thread count per micro-batch on CPU ---
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        tuner = self.thread_tuner
+        if tuner is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        tuner.begin()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        tuner.end(float(inputs["input_ids"].numel()))
+        return loss
 
     def _reference_logits(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         with torch.no_grad():
@@ -59,6 +242,64 @@ class DistillSFTTrainer(SFTTrainer):
                 return self.ref_model(**inputs).logits
             with self.accelerator.unwrap_model(model).disable_adapter():
                 return model(**inputs).logits
+
+    def _labelled_hidden(self, body: torch.nn.Module, forward: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
+        packed = self.segment_attention and forward.get("cu_seq_lens_q") is not None and "attention_mask" not in forward
+        with _no_mask() if packed else nullcontext():
+            hidden = body(**forward).last_hidden_state[:, :-1]
+        return hidden[mask]
+
+    def _labelled_loss(self, model, inputs, mode: str, num_items_in_batch) -> torch.Tensor | None:
+        """CE (+ kl_coef * KL) over the labelled positions only; None where the model is not plain."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if unwrapped is not model:  # DDP and friends: their forward hooks must run; use TRL's path
+            return None
+        parts = _backbone(model)
+        if parts is None:
+            return None
+        body, head = parts
+        labels = inputs["labels"]
+        targets = labels[:, 1:]
+        mask = targets != IGNORE
+        n_here = int(mask.sum())
+        forward = {k: v for k, v in inputs.items() if k != "labels"}
+        forward["use_cache"] = False
+        n = torch.as_tensor(num_items_in_batch if num_items_in_batch is not None else n_here).clamp(min=1)
+        # Mixed precision: accelerate applies autocast by wrapping model.forward, which this path does
+        # not call (it calls the decoder and the head), so it applies it here.
+        with self.accelerator.autocast():
+            logits = head(self._labelled_hidden(body, forward, mask))
+        y = targets[mask]
+        if self.kl_coef <= 0:
+            ce = F.cross_entropy(logits.float(), y, reduction="sum") / n
+        else:
+            logp = F.log_softmax(logits.float(), dim=-1)
+            ce = -logp.gather(-1, y.unsqueeze(-1)).sum() / n
+        loss = ce
+        kl = None
+        if self.kl_coef > 0:
+            with torch.no_grad(), self.accelerator.autocast():
+                if self.ref_model is not None:
+                    ref_parts = _backbone(self.ref_model)
+                    ref_h = self._labelled_hidden(ref_parts[0], forward, mask) if ref_parts else None
+                    ref_logits = ref_parts[1](ref_h) if ref_parts else self.ref_model(**forward).logits[:, :-1][mask]
+                else:
+                    with unwrapped.disable_adapter():
+                        ref_logits = head(self._labelled_hidden(body, forward, mask))
+            with torch.no_grad():
+                logq = F.log_softmax(ref_logits.float(), dim=-1)
+            kl = (logp.exp() * (logp - logq)).sum() / n
+            loss = ce + self.kl_coef * kl
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        per_token = float(num_items_in_batch) / max(n_here, 1) if num_items_in_batch is not None else 1.0
+        self._metrics[mode]["ce"].append(float(ce.detach()) * per_token)
+        self._metrics[mode]["kl"].append(float(kl.detach()) * per_token if kl is not None else 0.0)
+        if mode == "train":
+            seen = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else int(inputs["input_ids"].numel())
+            self._total_train_tokens += seen
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
@@ -68,8 +309,11 @@ class DistillSFTTrainer(SFTTrainer):
         if mode == "train":
             self._trained_tokens += n_here
             self._metrics[mode]["trained_tokens"] = [self._trained_tokens]
-        # With accumulation the loss is normalised by the tokens of the whole optimizer step;
-        # ce/kl are logged per micro-batch token so they read as plain means.
+        if not return_outputs and self.labelled_loss:
+            loss = self._labelled_loss(model, inputs, mode, num_items_in_batch)
+            if loss is not None:
+                return loss
+        # The general path (outputs asked for, wrapped or unusual models): full logits.
         per_token = float(num_items_in_batch) / max(n_here, 1) if num_items_in_batch is not None else 1.0
         if self.kl_coef <= 0:
             loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
@@ -180,7 +424,7 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
         seed=config.seed,
-        bf16=bf16,
+        bf16=bf16,  # autocast; weights and optimizer state stay fp32
         use_cpu=not torch.cuda.is_available(),
         logging_steps=1,
         eval_strategy="epoch" if has_val else "no",
@@ -192,8 +436,9 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         report_to="none",
         max_length=config.max_seq_length,
         completion_only_loss=True,
-        padding_free=config.packing,
-        gradient_checkpointing=False,
+        padding_free=config.packing,  # per micro-batch, see DistillSFTTrainer
+        gradient_checkpointing=False,  # TRL's default is True: a second forward per step, not needed at this size
+        optim="adamw_torch_fused",
         dataloader_num_workers=0,
     )
 
@@ -235,8 +480,17 @@ def train(
     resume_from = get_last_checkpoint(str(checkpoint_dir)) if config.resume and checkpoint_dir.is_dir() else None
     if config.resume:
         log.info("Resuming from %s", resume_from or "scratch (no checkpoint found)")
+    log.info("Training: %s, %s batches%s", "bf16 autocast" if trainer.args.bf16 else "fp32",
+             "padding-free" if trainer.segment_attention or trainer.args.padding_free else "padded",
+             f", threads tuned from {torch.get_num_threads()}" if trainer.thread_tuner else "")
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        if trainer.thread_tuner is not None:
+            log.info("Thread tuner: %s", trainer.thread_tuner.summary())
+            trainer.thread_tuner.restore()
+        restore_sdpa(trainer.model)
     return TrainOutcome(
         model=trainer.model,
         cancelled=cancel.cancelled,

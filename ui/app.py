@@ -42,7 +42,8 @@ def health_html(api: ApiClient) -> str:
     try:
         h = api.health()
     except ApiError as e:
-        return f'<span class="ds-badge ds-st-failed" title="{esc(e.message)}">● API unreachable: retrying</span>'
+        what = "API unreachable: retrying" if e.status is None else f"API error ({e.status}): retrying"
+        return f'<span class="ds-badge ds-st-failed" title="{esc(e.message)}">● {what}</span>'
     workers = h.get("workers") or []
     gpus = sum(int(w.get("gpus") or 0) for w in workers if isinstance(w, dict))
     parts = [f"API {h.get('status', '?')}", f"{len(workers)} worker{'s' if len(workers) != 1 else ''}"]
@@ -76,8 +77,8 @@ def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: s
     with gr.Blocks(title=TITLE, fill_width=False) as demo:
         with gr.Row(elem_id="ds-header", equal_height=True):
             gr.HTML(f"<h1>⚗ {TITLE}</h1>"
-                    '<span class="ds-muted">reasoning distillation: LoRA SFT (+ KL to the base) on '
-                    "<code>&lt;think&gt;</code> chain-of-thought data, then base vs SFT</span>", scale=4)
+                    '<span class="ds-muted">LoRA SFT + KL on <code>&lt;think&gt;</code> chain-of-thought data, '
+                    "then base vs SFT</span>", scale=4, elem_id="ds-title")
             health = gr.HTML("", elem_id="ds-health", scale=1, min_width=220)
         with gr.Tabs(selected="launch", elem_id="ds-tabs") as tabs:
             with gr.Tab("Launch", id="launch", elem_id="tab-launch") as t_launch:

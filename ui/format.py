@@ -205,9 +205,16 @@ def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
     if stage and status == "running":
         parts.append(f"<span>stage: <b>{esc(stage)}</b></span>")
     bar_cls = {"failed": "ds-bar-failed", "cancelled": "ds-bar-cancelled", "succeeded": "ds-bar-done"}.get(status, "")
+    pct = f"{progress * 100:.0f}%"
+    if status == "running" and stage in ("evaluate", "save"):
+        # Training is done; generation for the evaluation has no progress of its own in the API.
+        pct = "training done · evaluating base and SFT…" if stage == "evaluate" else "saving…"
+        bar_cls = "ds-bar-busy"
+    elif status == "running" and stage in ("load", "data"):
+        pct = f"{pct} · preparing"
     return (
         f'<div class="ds-progress" data-status="{esc(status)}">'
-        f'<div class="ds-progress-meta">{" · ".join(parts)}<span class="ds-pct">{progress * 100:.0f}%</span></div>'
+        f'<div class="ds-progress-meta">{" · ".join(parts)}<span class="ds-pct">{esc(pct)}</span></div>'
         f'<div class="ds-bar {bar_cls}"><div class="ds-bar-fill" style="width:{progress * 100:.1f}%"></div></div>'
         f"</div>"
     )

@@ -28,8 +28,12 @@ CSS = """
 .gradio-container { max-width: 1400px !important; }
 #ds-header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
 #ds-header h1 { margin: 0; font-size: 1.4rem; display: inline-block; margin-right: .8rem; }
-#ds-health { text-align: right; }
-@media (max-width: 760px) { #ds-health { text-align: left; } }
+#ds-header { position: relative; }
+#ds-title { flex: 1 1 auto !important; padding-right: 320px; }
+#ds-health { position: absolute !important; right: 0; top: .2rem; width: auto !important; min-width: 0 !important;
+  flex: none !important; text-align: right; }
+#ds-health .ds-badge { white-space: nowrap; }
+@media (max-width: 760px) { #ds-title { padding-right: 0; } #ds-health { position: static !important; text-align: left; } }
 .ds-muted { color: var(--body-text-color-subdued); }
 .ds-small { font-size: 0.85em; }
 .ds-good { color: var(--ds-good); font-weight: 600; }
@@ -51,6 +55,9 @@ CSS = """
 .ds-bar { height: 10px; background: var(--ds-bar-bg); border-radius: 999px; overflow: hidden; }
 .ds-bar-fill { height: 100%; background: var(--ds-bar); transition: width .6s ease; }
 .ds-bar-done .ds-bar-fill { background: var(--ds-good); }
+.ds-bar-busy .ds-bar-fill { background: repeating-linear-gradient(45deg, var(--ds-bar) 0 10px, var(--ds-bar-bg) 10px 20px);
+  background-size: 28px 28px; animation: ds-stripes 1s linear infinite; }
+@keyframes ds-stripes { to { background-position: 28px 0; } }
 .ds-bar-failed .ds-bar-fill { background: var(--ds-bad); }
 .ds-bar-cancelled .ds-bar-fill { background: var(--body-text-color-subdued); }
 .ds-failure .ds-tail { max-height: none; }
@@ -106,6 +113,8 @@ CSS = """
 .ds-btn-row button { flex: 1 1 auto; }
 .ds-toolbar { align-items: flex-end; }
 .ds-scroll { overflow-x: auto; max-width: 100%; }
+.ds-stack > * { flex: 1 1 0% !important; min-width: 0 !important; }
+@media (max-width: 760px) { .ds-stack { flex-direction: column !important; } .ds-stack > * { width: 100% !important; } }
 .ds-compare td, .ds-compare th { white-space: nowrap; font-variant-numeric: tabular-nums; }
 /* empty banners take no room */
 .ds-collapse:not(:has(.ds-banner)):not(:has(.ds-failure)) { display: none !important; }

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1, help="Tasks at once (keep 1 per GPU)")
     p.add_argument("--name", help="Worker name (default distill-gpuN@host or distill@host)")
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--no-migrate", action="store_true", help="Do not apply the database migrations on start")
     return p
 
 
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     gpus = [g for g in (visible or "").split(",") if g.strip() and g.strip() != "-1"]
     name = args.name or (f"distill-gpu{args.gpu.replace(',', '_')}@{socket.gethostname()}" if args.gpu is not None
                          else f"distill@{socket.gethostname()}")
+
+    if not args.no_migrate:  # a no-op when the API has applied them already
+        from backend.config import Settings
+        from backend.db import upgrade
+
+        upgrade(Settings.from_env().database_url)
 
     from celery import signals
 

@@ -102,9 +102,27 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
     if error and claim.output_dir:
         append_to_run_log_file(claim.output_dir, f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} ERROR error: {error}")
     if status != "lost" and not recorder.lost:
-        store.finish(claim, status, error, evaluation)
+        _finish(store, claim, status, error, evaluation)
     wlog.info("run %s: %s%s", run_id, status, f" ({error})" if error else "")
     return {"run_id": run_id, "status": status}
+
+
+def _finish(store: Store, claim: Any, status: str, error: str | None, evaluation: dict | None,
+            timeout_s: float = 120.0) -> None:
+    """The final status, retried while the database is unreachable (the reaper would otherwise
+    turn a finished run into "worker lost")."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            store.finish(claim, status, error, evaluation)
+            return
+        except Exception as e:  # noqa: BLE001
+            if time.monotonic() > deadline:
+                raise
+            wlog.warning("run %s: could not record %s (%s); retrying", claim.run_id, status, _one_line(e))
+            time.sleep(2.0)
 
 
 @app.task(name="distill.all", bind=True)

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from backend.deps import Services, services, session
-from backend.schemas import RunList, RunOut, RunStatus
+from backend.schemas import RunList, RunOut, RunStatus, run_dict
 from distill.config import RunConfig
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    """Serialized once (FastAPI would validate the dicts against the response model again)."""
+    return Response(_dumps(data), status_code=status_code, media_type="application/json")
+
+
+try:
+    import orjson
+
+    def _dumps(data: Any) -> bytes:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+except ImportError:  # pragma: no cover
+    import json
+
+    def _dumps(data: Any) -> bytes:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 @router.post("", status_code=201, response_model=RunOut,
@@ -32,14 +49,14 @@ async def list_runs(
     offset: Annotated[int, Query(ge=0)] = 0,
     svc: Services = Depends(services),
     s: Session = Depends(session),
-) -> RunList:
-    runs, total = svc.runs.list(s, status, limit, offset)
-    return RunList(items=[RunOut.of(r) for r in runs], total=total, limit=limit, offset=offset)
+) -> Response:
+    rows, total = svc.runs.list_rows(s, status, limit, offset)
+    return json_response({"items": [run_dict(r) for r in rows], "total": total, "limit": limit, "offset": offset})
 
 
 @router.get("/{run_id}", response_model=RunOut)
-async def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> RunOut:
-    return RunOut.of(svc.runs.get(s, run_id))
+async def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> Response:
+    return json_response(run_dict(svc.runs.get_row(s, run_id)))
 
 
 @router.delete("/{run_id}", status_code=204, summary="Delete a run that is not running, and its folder")

@@ -147,24 +147,24 @@ class InferenceService:
         self._base, self._tok, self._base_name = model, tok, model_name
 
     def _attach_adapter(self, run_id: int, path: Path) -> str:
+        """The adapter's name, attaching it first if needed. A run retrained since (newer adapter
+        file) gets a new name; the old version ages out of the LRU like any other."""
         from peft import PeftModel
 
-        name = f"run{run_id}"
-        mtime = max((p.stat().st_mtime for p in path.glob("adapter_model.*")), default=0.0)
-        if name in self._adapters and self._adapters[name] == mtime:
+        mtime = max((p.stat().st_mtime_ns for p in path.glob("adapter_model.*")), default=0)
+        name = f"run{run_id}_{mtime}"
+        if name in self._adapters:
             self._adapters.move_to_end(name)
             return name
         if isinstance(self._base, PeftModel):
-            if name in self._adapters:
-                self._base.delete_adapter(name)
-                del self._adapters[name]
-            while len(self._adapters) >= self.max_adapters:
-                old, _ = self._adapters.popitem(last=False)
-                self._base.delete_adapter(old)
             self._base.load_adapter(str(path), adapter_name=name)
+            self._base.set_adapter(name)  # PEFT's active adapter must not be one deleted below
         else:
             self._base = PeftModel.from_pretrained(self._base, str(path), adapter_name=name).eval()
-        self._adapters[name] = mtime
+        self._adapters[name] = float(mtime)
+        while len(self._adapters) > self.max_adapters:
+            old, _ = self._adapters.popitem(last=False)
+            self._base.delete_adapter(old)
         return name
 
     def _full_model(self, key: str, path: Path, trust_remote_code: bool) -> Any:

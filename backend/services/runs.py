@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import Conflict, FieldError, NotFound
+from backend.schemas import RUN_FIELDS
 from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, Run, utcnow
 from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
 from backend.services.paths import inside_home
@@ -58,6 +59,9 @@ def normalize_config(session: Session, settings: Settings, body: RunConfig) -> R
     if config.trust_remote_code and not settings.trust_remote_code:
         raise FieldError("trust_remote_code", "refused: this server runs no custom model code "
                          "(the operator enables it with DISTILL_TRUST_REMOTE_CODE=1)")
+    if config.num_gpus > 1:
+        raise FieldError("num_gpus", "multi-GPU runs (accelerate launch / DDP) are not supported by this service "
+                         "yet; use 1 (each worker trains on its own GPU)")
     changes: dict[str, Any] = {}
 
     ds = config.dataset
@@ -143,6 +147,21 @@ class RunService:
             raise NotFound(f"run {run_id} not found")
         return run
 
+    def get_row(self, s: Session, run_id: int) -> Any:
+        row = s.execute(select(*RUN_COLUMNS).where(Run.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return row
+
+    def list_rows(self, s: Session, status: str | None, limit: int, offset: int) -> tuple[list[Any], int]:
+        """Rows of the Run object's columns (no ORM objects: the list is the hottest read)."""
+        q = select(*RUN_COLUMNS)
+        count = select(func.count()).select_from(Run)
+        if status:
+            q, count = q.where(Run.status == status), count.where(Run.status == status)
+        rows = list(s.execute(q.order_by(Run.id.desc()).limit(limit).offset(offset)))
+        return rows, int(s.scalar(count) or 0)
+
     def list(self, s: Session, status: str | None, limit: int, offset: int) -> tuple[list[Run], int]:
         q = select(Run)
         count = select(func.count()).select_from(Run)
@@ -191,16 +210,22 @@ class RunService:
     def delete(self, run_id: int) -> None:
         with self.sessions() as s:
             run = self.get(s, run_id)
-            if run.status == "running":
-                raise Conflict(f"run {run_id} is running; cancel it first")
             out = run.output_dir
-            s.delete(run)
+            # Conditional: a worker claiming the run at this moment either wins (409) or finds nothing.
+            res = s.execute(delete(Run).where(Run.id == run_id, Run.status != "running"))
+            if res.rowcount != 1:
+                s.rollback()
+                raise Conflict(f"run {run_id} is running; cancel it first")
             s.commit()
         if out:
             path = Path(out).resolve()
             home = self.settings.home.resolve()
             if path.is_relative_to(home) and path != home and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+# Table columns (not ORM attributes: no ORM loading), in the order of schemas.RUN_FIELDS.
+RUN_COLUMNS = tuple(Run.__table__.c[name] for name in RUN_FIELDS)
 
 
 def last_checkpoint_step(output_dir: str | None) -> int | None:

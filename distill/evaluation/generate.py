@@ -2,10 +2,16 @@
 
 With a PEFT model, base and SFT rows share one batch: ``adapter_names`` picks, per row, the
 adapter (``"__base__"`` = none), so the base model is the same weights with the adapter off.
+
+On CPU the intra-op thread count is chosen while generating (``ThreadTuner``): on a machine
+shared with other busy processes, an OpenMP team of all cores waits at every barrier for a
+member the scheduler has preempted, and one thread was measured 2-4x faster than two on this
+2-core machine at load 6 (docs/benchmarks.md); on an idle machine all cores win.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +21,94 @@ import torch
 from tqdm.auto import tqdm
 
 BASE_ADAPTER = "__base__"
+TUNING_ENV = "DISTILL_THREAD_TUNING"  # "0" turns the thread tuner off
+
+
+class ThreadTuner:
+    """Picks torch's intra-op thread count from the measured cost of the work itself.
+
+    Call ``begin()`` before and ``end(units)`` after each unit of work (a training micro-batch, a
+    decoding step). Every candidate (all threads, half, one) is tried once, then the cheapest per
+    unit is used, and the others are tried again every ``reprobe_s`` seconds, since the load from
+    other processes comes and goes. Costs are seconds per unit: an exponential average for the
+    thread count in use, the latest sample for a probe. Nothing changes where only one thread is
+    allowed (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``) or with DISTILL_THREAD_TUNING=0.
+    """
+
+    def __init__(self, max_threads: int | None = None, reprobe_s: float = 45.0, skip_first: int = 1):
+        self.original = torch.get_num_threads()
+        n = max_threads or self.original
+        self.candidates = sorted({n, max(1, n // 2), 1}, reverse=True)
+        self.reprobe_s = reprobe_s
+        self.cost: dict[int, float] = {}
+        self.uses: dict[int, int] = {c: 0 for c in self.candidates}
+        self._queue = list(self.candidates)
+        self._last_probe = time.monotonic()
+        self._skip = skip_first
+        self._t0: float | None = None
+        self._probing = False
+        self.current = self.original
+
+    @classmethod
+    def for_device(cls, device: torch.device | str, **kw: Any) -> ThreadTuner | None:
+        """A tuner for CPU work with more than one thread allowed, else None."""
+        if torch.device(device).type != "cpu" or os.environ.get(TUNING_ENV, "1") == "0" or torch.get_num_threads() < 2:
+            return None
+        return cls(**kw)
+
+    @property
+    def best(self) -> int:
+        return min(self.cost, key=self.cost.__getitem__) if self.cost else self.original
+
+    def begin(self) -> None:
+        self._probing = bool(self._queue)
+        choice = self._queue[0] if self._queue else self.best
+        if choice != torch.get_num_threads():
+            torch.set_num_threads(choice)
+        self.current = choice
+        self._t0 = time.perf_counter()
+
+    def end(self, units: float = 1.0) -> None:
+        if self._t0 is None:
+            return
+        sample = (time.perf_counter() - self._t0) / max(units, 1e-9)
+        self._t0 = None
+        self.uses[self.current] = self.uses.get(self.current, 0) + 1
+        if self._skip > 0:  # the first unit pays one-off costs (allocations, first-touch, kernels)
+            self._skip -= 1
+            return
+        old = self.cost.get(self.current)
+        self.cost[self.current] = sample if (old is None or self._probing) else 0.7 * old + 0.3 * sample
+        if self._queue and self._queue[0] == self.current:
+            self._queue.pop(0)
+        now = time.monotonic()
+        if not self._queue and now - self._last_probe > self.reprobe_s:
+            self._queue = [c for c in self.candidates if c != self.best]
+            self._last_probe = now
+
+    def discard(self) -> None:
+        """Forget the unit begun last (it did not run as one)."""
+        self._t0 = None
+
+    def restore(self) -> None:
+        if torch.get_num_threads() != self.original:
+            torch.set_num_threads(self.original)
+
+    def summary(self) -> dict[str, Any]:
+        return {"threads_used": {str(k): v for k, v in self.uses.items() if v},
+                "s_per_unit": {str(k): round(v, 6) for k, v in self.cost.items()}}
+
+
+class _TuneEachStep:
+    """A logits processor that changes nothing: it times each decoding step for a ThreadTuner."""
+
+    def __init__(self, tuner: ThreadTuner):
+        self.tuner = tuner
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.tuner.end(1.0)
+        self.tuner.begin()
+        return scores
 
 
 class GenerationCancelled(Exception):
@@ -52,6 +146,7 @@ def generate_responses(
     batch_size: int = 32,
     should_cancel: Callable[[], bool] | None = None,
     desc: str = "generate",
+    tune_threads: bool = True,
 ) -> list[Generation]:
     texts = render_prompts(tokenizer, conversations)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -62,6 +157,11 @@ def generate_responses(
     was_training = model.training
     model.eval()
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    tuner = ThreadTuner.for_device(device) if tune_threads else None
+    if tuner is not None:
+        from transformers import LogitsProcessorList
+
+        sampling["logits_processor"] = LogitsProcessorList([_TuneEachStep(tuner)])
     try:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
             if should_cancel and should_cancel():
@@ -82,8 +182,12 @@ def generate_responses(
             for j, i in enumerate(idx):
                 text = tokenizer.decode(new[j, : counts[j]], skip_special_tokens=True)
                 out[i] = Generation(text=text.strip(), new_tokens=counts[j], time_s=elapsed * counts[j] / total)
+            if tuner is not None:
+                tuner.discard()  # what follows the last step (decoding text, the next prefill) is not a step
     finally:
         model.train(was_training)
+        if tuner is not None:
+            tuner.restore()
     return [g for g in out if g is not None]
 
 

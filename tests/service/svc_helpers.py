@@ -58,7 +58,10 @@ def make_settings(home: Path, database_url: str | None = None, broker_url: str |
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTILL_", "CELERY_", "REDIS_URL", "DATABASE_URL"))}
+    service_vars = ("DISTILL_HOME", "DISTILL_API_TOKEN", "DISTILL_BROKER_PREFIX", "DISTILL_HEARTBEAT_S",
+                    "DISTILL_WORKER_LOST_S", "DISTILL_MAINTENANCE_S", "DISTILL_TRUST_REMOTE_CODE", "CELERY_BROKER_URL",
+                    "REDIS_URL", "DATABASE_URL", "PORT")
+    env = {k: v for k, v in os.environ.items() if k not in service_vars}  # DISTILL_MODEL_CACHE etc. stay
     env.update({
         "DISTILL_HOME": str(settings.home), "DATABASE_URL": settings.database_url,
         "CELERY_BROKER_URL": settings.broker_url, "DISTILL_BROKER_PREFIX": settings.broker_prefix,

@@ -115,6 +115,7 @@ BAD_CONFIGS = [
     ({"model": "../model"}, "model"),
     ({"mode": "evaluate"}, ""),  # needs sft_model_path: a model-level error
     ({"trust_remote_code": True}, "trust_remote_code"),
+    ({"num_gpus": 2}, "num_gpus"),
 ]
 
 
@@ -474,3 +475,45 @@ def test_generate_base_and_sft_from_one_adapter(client: TestClient, settings: Se
     assert done["base"]["new_tokens"] == out["base"]["new_tokens"]  # greedy: the same answer both ways
     streamed = "".join(json.loads(d)["delta"] for e, _, d in events if e == "sft")
     assert streamed.strip() == out["sft"]["text"]
+
+
+def test_an_api_restart_loses_nothing(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as c:
+        run = c.post(f"{API}/runs", json={"name": "before restart"}).json()
+        ds = c.post(f"{API}/datasets", files={"file": ("d.jsonl", _jsonl(ROWS))}).json()
+    _add_lines(settings, run["id"], 3)
+    from backend.db import dispose_all
+
+    dispose_all()
+    with TestClient(create_app(settings)) as c:
+        assert c.get(f"{API}/runs/{run['id']}").json() == run
+        assert [l["seq"] for l in c.get(f"{API}/runs/{run['id']}/logs").json()["lines"]] == [1, 2, 3]
+        assert ds["ref"] in [d["ref"] for d in c.get(f"{API}/datasets").json()["items"]]
+
+
+def test_generate_for_a_full_finetune_and_with_adapters_evicted(home: Path, tiny_adapter_source: Path) -> None:
+    """max_adapters=1: two LoRA runs take turns (LRU eviction); a full fine-tune run answers with
+    its merged model beside the base."""
+    from distill.models import ensure_local_model, load_model
+
+    s = make_settings(home, max_adapters=1)
+    migrate(s)
+    lora = [_fake_run(s) for _ in range(2)]
+    for rid in lora:
+        install_adapter(s.home, tiny_adapter_source, f"runs/run_{rid}/final_model")
+    full = _fake_run(s)
+    load_model(ensure_local_model("tiny-random")).save_pretrained(s.runs_dir / f"run_{full}" / "merged_model")
+    with TestClient(create_app(s)) as c:
+        answers = {}
+        for rid in (lora[0], lora[1], lora[0], full):
+            r = c.post(f"{API}/generate", json={"run_id": rid, "prompt": "2+2?", "max_new_tokens": 4})
+            assert r.status_code == 200, r.text
+            answers.setdefault(rid, r.json())
+        inference = c.app.state.services.inference
+        assert [a.split("_")[0] for a in inference._adapters] == [f"run{lora[0]}"]
+        assert list(inference._full) == [f"run{full}"]
+        # the merged model is tiny-random itself: greedy answers of base and "sft" agree
+        assert answers[full]["base"]["text"] == answers[full]["sft"]["text"]
+        with c.stream("POST", f"{API}/generate/stream", json={"run_id": full, "prompt": "2+2?", "max_new_tokens": 4}) as st:
+            names = [e for e, _, _ in read_sse(st)]
+        assert names[-1] == "done" and names.index("sft") > max(i for i, n in enumerate(names) if n == "base")

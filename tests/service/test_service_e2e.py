@@ -161,8 +161,8 @@ def test_cancel_during_training_leaves_a_resumable_checkpoint(stack: Stack) -> N
 
 def test_cancel_during_evaluation(stack: Stack, tiny_adapter_source: Path) -> None:
     adapter = install_adapter(stack.settings.home, tiny_adapter_source, "adapters/cancel-eval")
-    run = stack.submit(model="tiny-random", mode="evaluate", sft_model_path=str(adapter), eval_samples=8,
-                       general_prompts=True, max_new_tokens=48, eval_batch_size=1)
+    run = stack.submit(model="tiny-random", mode="evaluate", sft_model_path=str(adapter), eval_samples=16,
+                       general_prompts=True, max_new_tokens=64, eval_batch_size=1)
     stack.wait_stage(run["id"], "evaluate")
     assert stack.http.post(f"/runs/{run['id']}/cancel").status_code == 202
     done = stack.wait(run["id"], timeout=120)

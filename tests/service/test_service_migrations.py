@@ -85,3 +85,17 @@ def test_api_data_survives_a_second_upgrade(tmp_path: Path, name: str) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() == 1
     engine.dispose()
+
+
+def test_concurrent_starts_migrate_once_on_postgres(pg_url: str) -> None:
+    """An API and workers starting together all run `upgrade head`: an advisory lock serializes them."""
+    import subprocess
+    import sys
+
+    code = f"from backend.db import upgrade; upgrade({pg_url!r})"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    assert TABLES <= _tables(pg_url)

@@ -29,8 +29,9 @@ from ui_support import (
 
 # --------------------------------------------------------------------------- browser
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop in this thread while it runs.
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test_setup.sh installs Debian's chromium)")

@@ -142,7 +142,7 @@ def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
     pg = page
     open_ui(pg, f"{studio.url}/ui/?tab=playground")
     tab(pg, "Playground")
-    pg.wait_for_function("() => document.querySelector('#pg-run input').value.startsWith('#')", timeout=20_000)
+    pg.wait_for_function("() => (document.querySelector('#pg-run input')?.value || '').startsWith('#')", timeout=20_000)
     # One of the run's evaluation prompts fills the prompt box.
     pg.locator("#pg-eval-prompt input").first.click()
     pg.locator("ul[role=listbox] li").first.click()

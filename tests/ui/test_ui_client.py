@@ -11,6 +11,14 @@ import pytest
 from ui.client import ApiClient, ApiError, AsyncApiClient, SSEParser, iter_sse
 
 
+def run_async(coro):  # noqa: ANN001, ANN201
+    """asyncio.run in its own thread: Playwright's sync API may hold an event loop in this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _client(handler, token: str | None = None) -> ApiClient:
     return ApiClient("http://api.test/", token, transport=httpx.MockTransport(handler))
 
@@ -155,7 +163,7 @@ def test_async_generate_stream_interleaves_both_models() -> None:
     async def collect() -> list:
         return [(e.event, e.json()) async for e in api.generate_stream(3, "hi", temperature=0.0, system=None)]
 
-    events = asyncio.run(collect())
+    events = run_async(collect())
     assert [e for e, _ in events] == ["base", "sft", "base", "done"]
     assert got["body"] == {"run_id": 3, "prompt": "hi", "temperature": 0.0}
     assert got["auth"] == "Bearer tok"
@@ -172,4 +180,4 @@ def test_async_stream_error_status_is_readable() -> None:
             pass
 
     with pytest.raises(ApiError, match="run 3 has no model yet"):
-        asyncio.run(collect())
+        run_async(collect())

@@ -109,14 +109,14 @@ def build(ctx: Ctx) -> RunPageUI:
                             y_axis_format=".1e" if series == ("lr",) else None,
                         ))
     gr.Markdown("### Evaluation: base vs SFT on the same prompts")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
         eval_table = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>', elem_id="eval-table",
                              min_width=340)
         by_set = gr.HTML("", elem_id="eval-by-set", min_width=340)
     with gr.Accordion("Every evaluation prompt: base and SFT answers side by side", open=True, elem_id="samples-acc"):
         samples = gr.HTML("", elem_id="eval-samples")
     with gr.Accordion("Artifacts", open=True):
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
             artifacts = gr.HTML("", elem_id="artifacts", min_width=300)
             with gr.Column(min_width=260):
                 art_pick = gr.Dropdown(label="Download through the dashboard", choices=[], value=None,

@@ -1,0 +1,203 @@
+"""Evaluation throughput: base + SFT answers to held-out prompts, batched vs one prompt at a time (not a test).
+
+    .venv/bin/python bench/eval_throughput.py --quick     # < 10 min on 2 cores; last line eval_speedup_vs_sequential=X.XX
+    .venv/bin/python bench/eval_throughput.py             # 32 prompts x 128 new tokens, 2 rounds, plus --mode evaluate end to end
+    .venv/bin/python bench/eval_throughput.py --prompts 32 --max_new_tokens 256 --rounds 1 --adapter outputs/.../final_model
+
+Both sides answer the same 32 held-out prompts (GSM8K rows past the training ones, or
+builtin:reasoning's eval split) with the base model and with the SFT model (a LoRA adapter:
+--adapter, or by default a fresh one with random B so that it answers differently from the base),
+greedy, up to --max_new_tokens, stopping at <|im_end|>/EOS.
+
+  sequential   what a user writes: model.generate on one prompt at a time, the base side under
+               disable_adapter(); plain torch threads.
+  batched      the project's path: distill.evaluation.compare.generate_pair, i.e. base and SFT rows
+               in the same left-padded batches (PEFT adapter_names per row), rows sorted by length,
+               the thread tuner on (CPU).
+  batched-fixed  the same with the thread tuner off (what batching alone gives).
+
+Throughput is generated tokens (up to and including the stop token) per second of wall time. The
+outputs must be identical token for token; the script counts the rows that differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import GSM8K, ROOT, load_line, machine, median, peak_rss_mb, table, write_json  # noqa: E402
+
+
+def held_out(data: str, n: int, skip: int = 200) -> list[list[dict]]:
+    from distill.data.builtin import SYSTEM_PROMPT
+    from distill.data.prepare import to_prompt_completion
+    from distill.data.sources import load_examples
+
+    if data == "builtin":
+        examples, _ = load_examples("builtin:reasoning", n, split="eval")
+        return [to_prompt_completion(e, SYSTEM_PROMPT)["prompt"] for e in examples]
+    examples, _ = load_examples(str(GSM8K), skip + n)
+    return [to_prompt_completion(e, None)["prompt"] for e in examples[skip:]]
+
+
+def sft_model(model_name: str, adapter: str | None, seed: int):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from distill.models import ensure_local_model, load_model
+
+    base = load_model(ensure_local_model(model_name))
+    if adapter:
+        return PeftModel.from_pretrained(base, adapter)
+    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
+def sequential(model, tok, convs, max_new_tokens: int):
+    """One model.generate per prompt and side: what one writes without batching."""
+    import torch
+
+    from distill.evaluation.generate import _length_to_stop, render_prompts, stop_token_ids
+
+    stops = stop_token_ids(tok)
+    texts = render_prompts(tok, convs)
+    out = {"base": [], "sft": []}
+    model.eval()
+    for side in ("base", "sft"):
+        for text in texts:
+            enc = tok(text, return_tensors="pt", add_special_tokens=False)
+            ctx = model.disable_adapter() if side == "base" else torch.no_grad()
+            with ctx, torch.inference_mode():
+                seq = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
+                                     pad_token_id=tok.pad_token_id, top_k=None)
+            new = seq[0, enc["input_ids"].shape[1]:].tolist()
+            n = _length_to_stop(new, stops)
+            out[side].append((tok.decode(new[:n], skip_special_tokens=True).strip(), n))
+    return out
+
+
+def batched(model, tok, convs, max_new_tokens: int, batch_size: int, tune: bool):
+    from distill.evaluation import generate as gen
+    from distill.evaluation.compare import EvalItem, ModelPair, generate_pair
+
+    items = [EvalItem(messages=c) for c in convs]
+    pair = ModelPair(sft=model, gen_kwargs=dict(max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0,
+                                                batch_size=batch_size))
+    if not tune:
+        old = gen.ThreadTuner.for_device
+        gen.ThreadTuner.for_device = classmethod(lambda cls, *a, **k: None)
+    try:
+        base, sft = generate_pair(pair, tok, items)
+    finally:
+        if not tune:
+            gen.ThreadTuner.for_device = old
+    return {"base": [(g.text, g.new_tokens) for g in base], "sft": [(g.text, g.new_tokens) for g in sft]}
+
+
+def mode_evaluate(model, tok, data: str, n: int, max_new_tokens: int) -> dict:
+    """End-to-end `--mode evaluate` on an adapter folder: process start to results written."""
+    with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
+        adapter = Path(tmp) / "adapter"
+        model.save_pretrained(adapter)
+        tok.save_pretrained(adapter)
+        dataset = "builtin:reasoning" if data == "builtin" else str(GSM8K)
+        cmd = [sys.executable, str(ROOT / "run_distillation_pipeline.py"), "--mode", "evaluate", "--sft_model_path",
+               str(adapter), "--dataset", dataset, "--eval_samples", str(n), "--no-general_prompts",
+               "--max_new_tokens", str(max_new_tokens), "--output_dir", str(Path(tmp) / "run")]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        wall = time.perf_counter() - t0
+        timings = Path(tmp) / "run" / "timings.json"
+        import json
+
+        inner = json.loads(timings.read_text()) if timings.is_file() else {}
+        return {"rc": proc.returncode, "wall_s": wall, "evaluate_s": inner.get("evaluate_s"),
+                "tail": proc.stderr.strip().splitlines()[-3:] if proc.returncode else []}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--quick", action="store_true", help="32 prompts x 48 new tokens, 1 round, no end-to-end run")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--max_new_tokens", type=int, default=128)
+    from distill.config import RunConfig
+
+    ap.add_argument("--batch_size", type=int, default=RunConfig.model_fields["eval_batch_size"].default,
+                    help="rows per batch on the batched side, base and SFT rows counted apart (default: the run default)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--data", choices=["gsm8k", "builtin"], default="gsm8k")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--adapter", help="a trained LoRA adapter folder (default: a random one)")
+    ap.add_argument("--no_e2e", action="store_true", help="skip the end-to-end --mode evaluate run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "eval_throughput.json"))
+    a = ap.parse_args()
+    if a.quick:
+        a.max_new_tokens, a.rounds, a.no_e2e = 48, 1, True
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    data = a.data if (a.data == "builtin" or GSM8K.is_file()) else "builtin"
+    from distill.data.prepare import ensure_chat_template
+    from distill.models import ensure_local_model, load_tokenizer
+
+    tok = load_tokenizer(ensure_local_model(a.model))
+    ensure_chat_template(tok)
+    convs = held_out(data, a.prompts)
+    model = sft_model(a.model, a.adapter, a.seed)
+    print(f"{len(convs)} prompts x (base + SFT), up to {a.max_new_tokens} new tokens, {data}; {load_line()}", flush=True)
+    variants = ["sequential", "batched", "batched-fixed"]
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    outputs: dict[str, dict] = {}
+    loads = [os.getloadavg()[0]]
+    for r in range(a.rounds):
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            t0 = time.perf_counter()
+            if v == "sequential":
+                out = sequential(model, tok, convs, a.max_new_tokens)
+            else:
+                out = batched(model, tok, convs, a.max_new_tokens, a.batch_size, tune=v == "batched")
+            wall = time.perf_counter() - t0
+            tokens = sum(n for side in out.values() for _, n in side)
+            runs[v].append({"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall})
+            outputs.setdefault(v, out)
+            loads.append(os.getloadavg()[0])
+            print(f"  round {r + 1} {v}: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s", flush=True)
+    ref = outputs["sequential"]
+    diffs = {v: sum(a_ != b_ for side in ("base", "sft") for a_, b_ in zip(ref[side], outputs[v][side]))
+             for v in variants}
+    seq_tok_s = median([x["tok_s"] for x in runs["sequential"]])
+    rows = [[v, median([x["tok_s"] for x in runs[v]]), median([x["tok_s"] for x in runs[v]]) / seq_tok_s,
+             median([x["wall_s"] for x in runs[v]]), f"{diffs[v]} / {2 * len(convs)}"] for v in variants]
+    header = ["variant", "generated tok/s", "x vs sequential", "wall s", "rows differing from sequential"]
+    print()
+    print(table(rows, header))
+    e2e = None
+    if not a.no_e2e:
+        e2e = mode_evaluate(model, tok, data, a.prompts, a.max_new_tokens)
+        print(f"\n--mode evaluate end to end ({a.prompts} prompts, base + SFT, {a.max_new_tokens} new tokens): "
+              f"{e2e['wall_s']:.1f} s wall, of which generation and scoring {e2e['evaluate_s'] or float('nan'):.1f} s (rc {e2e['rc']})")
+    print(f"load average (1 min) during the run: min {min(loads):.2f}, median {median(loads):.2f}, max {max(loads):.2f}; "
+          f"peak RSS {peak_rss_mb():.0f} MB")
+    write_json(a.out, {"args": vars(a), "machine": machine(), "loads": loads, "runs": runs, "differing_rows": diffs,
+                       "e2e": e2e, "outputs": outputs, "table": {"header": header, "rows": rows}})
+    print(f"wrote {a.out}")
+    if diffs["batched"]:
+        print(f"WARNING: {diffs['batched']} rows differ from one-at-a-time generation")
+    print(f"eval_speedup_vs_sequential={median([x['tok_s'] for x in runs['batched']]) / seq_tok_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

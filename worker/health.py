@@ -1,0 +1,27 @@
+"""Container healthcheck of a worker: ``python -m worker.health [name]`` exits 0 when the worker
+(default ``distill@<hostname>``) reported itself to the database in the last 60 s."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from datetime import timedelta
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backend.config import Settings
+    from backend.models import Worker, utcnow
+    from backend.store import Store
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = argv[0] if argv else f"distill@{socket.gethostname()}"
+    store = Store(Settings.from_env(), role="worker")
+    with store.sessions() as s:
+        w = s.get(Worker, name)
+        ok = w is not None and w.state == "online" and w.last_seen >= utcnow() - timedelta(seconds=60)
+    print(f"{name}: {'ok' if ok else 'not seen in the last 60 s'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
