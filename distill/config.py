@@ -65,14 +65,18 @@ class RunConfig(BaseModel):
     # --- training ---
     epochs: float = _f(3, "training", "Training epochs", gt=0, le=1000)
     batch_size: int = _f(2, "training", "Per-device batch size", gt=0, le=4096)
-    gradient_accumulation: int = _f(8, "training", "Gradient accumulation steps", gt=0, le=4096)
+    gradient_accumulation: int = _f(
+        2, "training",
+        "Gradient accumulation steps (default 2: 23 optimizer steps on the 100-row demo instead of 6, same compute)",
+        seed=8, gt=0, le=4096,
+    )
     learning_rate: float = _f(
         1e-3, "training",
         "Learning rate (default 1e-3: measured here, 2e-5 and 2e-4 teach SmolLM2-135M no <think> format in 100 rows)",
         seed=2e-5, gt=0, le=1.0,
     )
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f("cosine", "training", "LR schedule")
-    warmup_ratio: float = _f(0.1, "training", "Fraction of steps spent warming up the LR", ge=0.0, lt=1.0)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f("linear", "training", "LR schedule")
+    warmup_ratio: float = _f(0.0, "training", "Fraction of steps spent warming up the LR", ge=0.0, lt=1.0)
     weight_decay: float = _f(0.0, "training", "AdamW weight decay", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "training", "Gradient clipping norm", gt=0)
     early_stopping_patience: int = _f(3, "training", "Stop after this many epochs without a better validation loss", ge=0, le=1000)

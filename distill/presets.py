@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "description": "Embedded CPU demo: SmolLM2-135M on builtin:reasoning, 100 rows, 1 epoch (a few minutes on 2 cores)",
         "config": {"model": "smollm2-135m", "dataset": "builtin:reasoning", "max_samples": 100, "epochs": 1,
-                   "learning_rate": 1e-3, "batch_size": 2, "gradient_accumulation": 8},
+                   "learning_rate": 1e-3, "batch_size": 2, "gradient_accumulation": 2},
     },
     "seed": {
         "description": "The seed's setup: Qwen/Qwen2.5-0.5B on OpenThoughts-114k (GPU recommended)",

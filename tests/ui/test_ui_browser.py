@@ -1,11 +1,13 @@
-"""The dashboard in headless Chromium.
+"""The dashboard in headless Chromium, against the real server (``distill serve --with-worker``, a
+temp DISTILL_HOME, the tiny model).
 
-Against the real server (``distill serve --with-worker``, the tiny model): fill the Launch form and
-launch, watch the log arrive live, see curves and the evaluation once it succeeds, find it in Runs,
-prompt both models in the Playground, compare, cancel a second run, and get validation errors next
-to the fields. Against the fake API: a failed run's banner, thousands of log lines, an API restart,
-login with the token, and a narrow dark window. Screenshots go to test-artifacts/ui/; the Run page
-and the Playground are also copied to docs/img/ when DISTILL_UPDATE_DOCS_IMG=1.
+Fill the Launch form and launch, watch the log arrive live, see curves and the evaluation once it
+succeeds, find it in Runs, prompt both models in the Playground, compare, cancel a second run, get
+validation errors next to the fields; a failed run's banner (a model that is not cached, the Hub
+offline), thousands of log lines (written through the worker's own store), a narrow window in both
+themes, login on a second server with DISTILL_API_TOKEN set, and last a restart of the server under
+an open page. Screenshots go to test-artifacts/ui/; the Run page and the Playground are also copied
+to docs/img/ when DISTILL_UPDATE_DOCS_IMG=1.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import shutil
 import time
 from typing import Any
 
+import httpx
 import pytest
-from ui_support import ARTIFACTS, ROOT, TINY, FakeStudio, Studio
+from ui_support import API_TOKEN, ARTIFACTS, MISSING_MODEL, ROOT, TINY, Studio
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 RUN_TIMEOUT_S = 240  # a tiny run takes ~40 s on 2 busy cores; leave room
 
 
@@ -62,9 +65,6 @@ def save_doc_image(name: str, shot: str) -> None:
         shutil.copy(ARTIFACTS / shot, ROOT / "docs" / "img" / name)
 
 
-# --------------------------------------------------------------------------- real server
-
-@pytest.mark.slow
 def test_launch_form_watch_live_and_see_evaluation(page: Any, studio: Studio) -> None:
     pg = page
     open_ui(pg, f"{studio.url}/ui/")
@@ -116,7 +116,6 @@ def finished_run(studio: Studio) -> int:
     return studio.shared["run_id"]
 
 
-@pytest.mark.slow
 def test_runs_table_lists_the_run(page: Any, studio: Studio) -> None:
     rid = finished_run(studio)
     open_ui(page, f"{studio.url}/ui/?tab=runs")
@@ -136,7 +135,6 @@ def test_runs_table_lists_the_run(page: Any, studio: Studio) -> None:
     page.wait_for_selector("#eval-table table.ds-metrics", timeout=30_000)
 
 
-@pytest.mark.slow
 def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
     finished_run(studio)
     pg = page
@@ -161,7 +159,6 @@ def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
     save_doc_image("playground.png", "playground.png")
 
 
-@pytest.mark.slow
 def test_compare_runs(page: Any, studio: Studio) -> None:
     finished_run(studio)
     open_ui(page, f"{studio.url}/ui/?tab=compare")
@@ -171,7 +168,6 @@ def test_compare_runs(page: Any, studio: Studio) -> None:
     page.wait_for_selector("#cmp-plot .mark-line path", timeout=20_000)
 
 
-@pytest.mark.slow
 def test_cancel_a_second_run(page: Any, studio: Studio) -> None:
     # Long enough to be caught while training: many rows, several epochs.
     run = studio.create_run(name="to cancel", **dict(TINY, max_samples=400, epochs=20, eval_samples=1))
@@ -185,7 +181,6 @@ def test_cancel_a_second_run(page: Any, studio: Studio) -> None:
     page.wait_for_function("() => document.querySelector('#ds-log').innerText.includes('end of log')", timeout=30_000)
 
 
-@pytest.mark.slow
 def test_validation_errors_show_next_to_the_field(page: Any, studio: Studio) -> None:
     open_ui(page, f"{studio.url}/ui/")
     before = studio.api.get("/runs").json()["total"]
@@ -200,29 +195,50 @@ def test_validation_errors_show_next_to_the_field(page: Any, studio: Studio) -> 
     assert studio.api.get("/runs").json()["total"] == before  # nothing was launched
 
 
-# --------------------------------------------------------------------------- fake API
+# --------------------------------------------------------------------------- failures, long logs, themes
 
-def test_failed_run_shows_error_and_log_tail(fake_studio: Any, page: Any) -> None:
-    fs: FakeStudio = fake_studio()
-    run = fs.create_run(model="broken-model", name="will fail")
-    open_ui(page, f"{fs.url}/?run={run['id']}")
-    page.wait_for_selector("#run-failure .ds-failure", timeout=30_000)
+FAIL_TIMEOUT_S = 120  # a run of a model that is not cached fails at load, in seconds
+
+
+def test_failed_run_shows_error_and_log_tail(page: Any, studio: Studio) -> None:
+    run = studio.create_run(model=MISSING_MODEL, name="will fail")
+    # Open it right away: the banner appears when the run fails under the open page.
+    open_ui(page, f"{studio.url}/ui/?run={run['id']}")
+    page.wait_for_selector("#run-failure .ds-failure", timeout=FAIL_TIMEOUT_S * 1000)
+    run = studio.api.get(f"/runs/{run['id']}").json()
+    assert run["status"] == "failed" and MISSING_MODEL in run["error"] and "\n" not in run["error"]
     text = page.inner_text("#run-failure")
-    assert "Run failed: OSError: broken-model is not a model on the hub" in text
-    assert "trying to load shard 29" in text  # the log tail
+    assert f"Run failed: {run['error']}" in text
+    lines = studio.api.get(f"/runs/{run['id']}/logs").json()["lines"]
+    assert lines and all(ln["message"] in text for ln in lines[-12:])  # the log tail, up to the error
     # The banner is at the top: above the progress bar and the log.
     y = lambda sel: page.locator(sel).bounding_box()["y"]  # noqa: E731
     assert y("#run-failure") < y("#run-progress") < y("#ds-log")
+    assert not page.js_errors, page.js_errors
 
 
-def test_thousands_of_log_lines_keep_the_tail(fake_studio: Any, page: Any) -> None:
-    fs: FakeStudio = fake_studio(log_burst=5000)
-    run = fs.create_run(name="chatty")
-    open_ui(page, f"{fs.url}/?run={run['id']}")
+LOG_BURST = 3000
+
+
+def test_thousands_of_log_lines_keep_the_tail(page: Any, studio: Studio) -> None:
+    from backend.config import Settings
+    from backend.store import Store, append_log_line
+
+    run = studio.create_run(model=MISSING_MODEL, name="chatty")
+    studio.wait_status(run["id"], {"failed"}, FAIL_TIMEOUT_S)
+    # Thousands of lines through the store the worker writes with, into the server's own database.
+    store = Store(Settings.from_env({"DISTILL_HOME": str(studio.home)}))
+    for i in range(1, LOG_BURST + 1):
+        append_log_line(store, run["id"], "INFO", f"data row check {i}: ok " + "x" * 40)
+    total = studio.api.get(f"/runs/{run['id']}/logs", params={"offset": LOG_BURST}).json()["next_offset"]
+    assert total > LOG_BURST
+
+    open_ui(page, f"{studio.url}/ui/?run={run['id']}")
     page.wait_for_function("() => document.querySelector('#ds-log').innerText.includes('end of log')", timeout=60_000)
-    assert "earlier lines not shown" in page.inner_text("#ds-log")
+    log = page.inner_text("#ds-log")
+    assert f"{total - 400:,} earlier lines not shown" in log
     assert page.locator("#ds-log .ds-log-line").count() == 400
-    assert "done: accuracy" in page.inner_text("#ds-log")
+    assert f"data row check {LOG_BURST}: ok" in log and f"data row check {LOG_BURST - 400}: ok" not in log
     # Following the end: the box is scrolled to the bottom.
     at_bottom = page.evaluate("() => { const b = document.querySelector('#ds-log .ds-logbox');"
                               " return b.scrollTop + b.clientHeight >= b.scrollHeight - 5; }")
@@ -233,60 +249,74 @@ def test_thousands_of_log_lines_keep_the_tail(fake_studio: Any, page: Any) -> No
     assert time.monotonic() - t0 < 10
 
 
-def test_survives_an_api_restart(fake_studio: Any, page: Any) -> None:
-    fs: FakeStudio = fake_studio()
-    fs.create_run(name="before restart")
-    open_ui(page, f"{fs.url}/?tab=runs")
-    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('before restart')")
-    fs.api_server.stop()
-    page.click("#runs-refresh")
-    page.wait_for_selector("#runs-banner .ds-banner-error", timeout=15_000)
-    msg = page.inner_text("#runs-banner")
-    assert "cannot reach the API" in msg and "Traceback" not in msg
-    fs.api_server.start()  # a new, empty fake: the API is back
-    fs.create_run(name="after restart")
-    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('after restart')",
-                           timeout=20_000)  # the table refreshes by itself
-    assert page.locator("#runs-banner .ds-banner-error").count() == 0
-
-
-def test_login_with_the_api_token(fake_studio: Any, page: Any) -> None:
-    fs: FakeStudio = fake_studio(token="s3cret-token")
-    fs.create_run(name="behind auth")
-    page.goto(fs.url)
-    page.wait_for_selector("input[type=password]", timeout=30_000)
-    page.locator("input[type=text], input:not([type])").first.fill("admin")
-    page.locator("input[type=password]").fill("wrong")
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(1000)
-    assert page.locator("#ds-tabs").count() == 0
-    page.locator("input[type=text], input:not([type])").first.fill("admin")
-    page.locator("input[type=password]").fill("s3cret-token")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#ds-tabs", timeout=30_000)
-    tab(page, "Runs")
-    # The fake API refuses calls without the bearer token: the run listed proves it was passed on.
-    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('behind auth')",
-                           timeout=20_000)
-
-
 @pytest.mark.parametrize("theme", ["dark", "light"])
-def test_narrow_window_and_themes(browser: Any, fake_studio: Any, theme: str) -> None:
-    fs: FakeStudio = fake_studio()
-    run = fs.create_run(name="narrow")
+def test_narrow_window_and_themes(browser: Any, studio: Studio, theme: str) -> None:
+    rid = finished_run(studio)
     ctx = browser.new_context(viewport={"width": 390, "height": 844})
+    ctx.set_default_timeout(20_000)
     pg = ctx.new_page()
     try:
-        open_ui(pg, f"{fs.url}/?__theme={theme}&run={run['id']}")
+        open_ui(pg, f"{studio.url}/ui/?__theme={theme}&run={rid}")
         pg.wait_for_selector("#eval-table table.ds-metrics", timeout=60_000)
         overflow = pg.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 390px wide"
         dark = pg.evaluate("() => document.body.classList.contains('dark') || !!document.querySelector('.dark')")
         assert dark == (theme == "dark")
-        # Deltas keep a readable color in both themes (not the default text color).
-        color = pg.evaluate("() => getComputedStyle(document.querySelector('#eval-table .ds-good')).color")
-        assert color not in ("rgb(0, 0, 0)", "rgb(255, 255, 255)")
+        # Good/bad marks (the deltas, each answer's ✓/✗) keep a readable color of their own in both
+        # themes. The tiny model's deltas are all 0 (neutral), but its answers are marked wrong.
+        sel = ", ".join(f"{area} {cls}" for area in ("#eval-table", "#eval-samples") for cls in (".ds-good", ".ds-bad"))
+        colors = pg.evaluate(f"() => [...document.querySelectorAll('{sel}')].map(e => getComputedStyle(e).color)")
+        text = pg.evaluate("() => getComputedStyle(document.querySelector('#eval-table table')).color")
+        assert colors, "no good/bad mark in the evaluation"
+        assert not set(colors) & {"rgb(0, 0, 0)", "rgb(255, 255, 255)", text}, (colors, text)
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"narrow_{theme}.png"), full_page=True)
         ctx.close()
+
+
+# --------------------------------------------------------------------------- a second server, with a token
+
+def test_login_with_the_api_token(page: Any, token_studio: Studio) -> None:
+    ts = token_studio
+    assert httpx.get(f"{ts.url}/api/v1/runs", timeout=10).status_code == 401  # the API wants the token
+    ts.create_run(name="behind auth", **TINY)  # stays queued: this server has no worker
+    page.goto(f"{ts.url}/ui/")
+    page.wait_for_selector("input[type=password]", timeout=30_000)
+    user = page.locator("input[type=text], input:not([type])").first
+    user.fill("admin")
+    page.locator("input[type=password]").fill("wrong")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=/incorrect credentials/i", timeout=10_000)
+    assert page.locator("#ds-tabs").count() == 0
+    user.fill("admin")
+    page.locator("input[type=password]").fill(API_TOKEN)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ds-tabs", timeout=30_000)
+    tab(page, "Runs")
+    # The API refuses calls without the bearer token: the run listed proves the dashboard sends it.
+    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('behind auth')",
+                           timeout=20_000)
+
+
+# --------------------------------------------------------------------------- last: a restart under an open page
+
+def test_survives_an_api_restart(page: Any, studio: Studio) -> None:
+    before = studio.create_run(model=MISSING_MODEL, name="before restart")
+    open_ui(page, f"{studio.url}/ui/?tab=runs")
+    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('before restart')")
+    studio.wait_status(before["id"], {"failed"}, FAIL_TIMEOUT_S)  # the worker is idle: a clean stop
+    # Stop the server (API, dashboard and worker) with SIGTERM; the page stays open.
+    studio.terminate()
+    page.click("#runs-refresh")
+    page.locator("[data-testid=toast-body]", has_text="onnection").first.wait_for(timeout=20_000)
+    assert "Traceback" not in page.inner_text("body")
+    studio.wait_stopped()
+    # The same command on the same port and DISTILL_HOME; the runs are still there.
+    studio.start(wait_worker=False)
+    studio.create_run(model=MISSING_MODEL, name="after restart")
+    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('after restart')",
+                           timeout=30_000)  # the table refreshes by itself, no reload
+    assert "before restart" in page.inner_text("#runs-table")
+    assert page.locator("#runs-banner .ds-banner-error").count() == 0
+    assert not page.js_errors, page.js_errors
