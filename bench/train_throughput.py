@@ -4,6 +4,7 @@
     .venv/bin/python bench/train_throughput.py                  # the docs' table: default-run shape, 2 rounds
     .venv/bin/python bench/train_throughput.py --levers         # ablation: ours without one lever at a time
     .venv/bin/python bench/train_throughput.py --variants trl,ours --steps 4 --accum 4 --rounds 3
+    .venv/bin/python bench/train_throughput.py --thread_probe --rounds 3   # 1 vs 2 threads under the current load
 
 Variants (each a child process, run alternately round by round; ratios are of medians):
   trl          SFTTrainer as TRL's documentation has it, on this CPU: SFTConfig defaults (gradient
@@ -262,6 +263,52 @@ def child(spec: dict) -> None:
     })
 
 
+def thread_child(threads: int) -> None:
+    """Median seconds of a bf16 forward of the default model on 2 x 210 tokens with `threads` threads."""
+    import statistics
+
+    import torch
+
+    from distill.models import ensure_local_model, load_model
+
+    torch.set_num_threads(threads)
+    model = load_model(ensure_local_model("smollm2-135m")).eval()
+    ids = torch.randint(0, 49152, (2, 210))
+
+    def fwd() -> float:
+        t = time.perf_counter()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model.model(input_ids=ids)
+        return time.perf_counter() - t
+
+    fwd()
+    emit({"threads": threads, "s": statistics.median(fwd() for _ in range(3)), "load": os.getloadavg()})
+
+
+def thread_probe(rounds: int) -> None:
+    """1 vs all threads, with OpenMP's default (spinning) wait policy and with OMP_WAIT_POLICY=PASSIVE,
+    each a child process (the policy is read when the OpenMP runtime loads), alternating."""
+    import os as _os
+
+    n = _os.cpu_count() or 2
+    cells = [(pol, t) for pol in ("default", "PASSIVE") for t in sorted({1, n})]
+    res: dict[str, list[float]] = {f"{p}/{t}": [] for p, t in cells}
+    loads = [os.getloadavg()[0]]
+    for r in range(rounds):
+        for pol, t in cells:
+            env = {"OMP_WAIT_POLICY": "PASSIVE"} if pol == "PASSIVE" else {}
+            out = run_child([__file__, "--thread_child", str(t)], env=env)
+            res[f"{pol}/{t}"].append(out.get("s"))
+            loads.append(os.getloadavg()[0])
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {median(v):.2f} s" for k, v in res.items()), flush=True)
+    base = median(res[f"default/{n}"])
+    rows = [[k.split("/")[0], int(k.split("/")[1]), median(v), base / median(v)] for k, v in res.items()]
+    print()
+    print(table(rows, ["OpenMP wait policy", "threads", "forward s (median)", "x vs default/all threads"]))
+    print(f"load average (1 min): min {min(loads):.2f}, median {median(loads):.2f}, max {max(loads):.2f}")
+    write_json(ROOT / "bench" / "results" / "thread_probe.json", {"machine": machine(), "loads": loads, "results": res})
+
+
 # ----------------------------------------------------------------------------- parent side
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -279,10 +326,19 @@ def main() -> int:
     ap.add_argument("--n_val", type=int, default=48)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
+    ap.add_argument("--thread_probe", action="store_true",
+                    help="only: a forward pass with 1 vs all threads, OpenMP wait policy default vs PASSIVE")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--thread_child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         child(json.loads(a.child))
+        return 0
+    if a.thread_child:
+        thread_child(a.thread_child)
+        return 0
+    if a.thread_probe:
+        thread_probe(a.rounds)
         return 0
     if a.quick:
         a.accum, a.steps, a.rounds, a.n_val = 1, 3, 1, 8
