@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m distill.cli serve --with-worker
 
+# The seed's quick test on the command line, no service.
+demo: $(STAMP)
+	$(PY) run_distillation_pipeline.py --mode all --max_samples 100 --epochs 1
+
 test: $(STAMP)
 	bash scripts/test_setup.sh
 	$(PY) -m pytest -q -rs

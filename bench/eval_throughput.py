@@ -110,14 +110,15 @@ def batched(model, tok, convs, max_new_tokens: int, batch_size: int, tune: bool)
     return {"base": [(g.text, g.new_tokens) for g in base], "sft": [(g.text, g.new_tokens) for g in sft]}
 
 
-def mode_evaluate(model, tok, data: str, n: int, max_new_tokens: int) -> dict:
+def mode_evaluate(model, tok, model_name: str, data: str, n: int, max_new_tokens: int) -> dict:
     """End-to-end `--mode evaluate` on an adapter folder: process start to results written."""
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         adapter = Path(tmp) / "adapter"
         model.save_pretrained(adapter)
         tok.save_pretrained(adapter)
         dataset = "builtin:reasoning" if data == "builtin" else str(GSM8K)
-        cmd = [sys.executable, str(ROOT / "run_distillation_pipeline.py"), "--mode", "evaluate", "--sft_model_path",
+        cmd = [sys.executable, str(ROOT / "run_distillation_pipeline.py"), "--mode", "evaluate", "--model", model_name,
+               "--sft_model_path",
                str(adapter), "--dataset", dataset, "--eval_samples", str(n), "--no-general_prompts",
                "--max_new_tokens", str(max_new_tokens), "--output_dir", str(Path(tmp) / "run")]
         t0 = time.perf_counter()
@@ -181,7 +182,8 @@ def main() -> int:
             loads.append(os.getloadavg()[0])
             print(f"  round {r + 1} {v}: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s", flush=True)
     ref = outputs["sequential"]
-    diffs = {v: sum(a_ != outputs[v][side][i] for side in ("base", "sft") for a_, i in zip(ref[side], seq_idx))
+    diffs = {v: 0 if v == "sequential" else
+             sum(a_ != outputs[v][side][i] for side in ("base", "sft") for a_, i in zip(ref[side], seq_idx))
              for v in variants}
     seq_tok_s = median([x["tok_s"] for x in runs["sequential"]])
     rows = [[v, median([x["tok_s"] for x in runs[v]]), median([x["tok_s"] for x in runs[v]]) / seq_tok_s,
@@ -191,7 +193,7 @@ def main() -> int:
     print(table(rows, header))
     e2e = None
     if not a.no_e2e:
-        e2e = mode_evaluate(model, tok, data, a.prompts, a.max_new_tokens)
+        e2e = mode_evaluate(model, tok, a.model, data, a.prompts, a.max_new_tokens)
         print(f"\n--mode evaluate end to end ({a.prompts} prompts, base + SFT, {a.max_new_tokens} new tokens): "
               f"{e2e['wall_s']:.1f} s wall, of which generation and scoring {e2e['evaluate_s'] or float('nan'):.1f} s (rc {e2e['rc']})")
     print(f"load average (1 min) during the run: min {min(loads):.2f}, median {median(loads):.2f}, max {max(loads):.2f}; "
