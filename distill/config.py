@@ -41,7 +41,12 @@ class RunConfig(BaseModel):
     output_dir: str | None = _f(None, "run", "Run folder; default $DISTILL_HOME/distillation/run_YYYYMMDD_HHMMSS")
     seed: int = _f(42, "run", "Random seed (data shuffle, generator, init)")
     resume: bool = _f(False, "run", "Resume training from the last checkpoint in --output_dir")
-    num_gpus: int = _f(1, "run", "GPUs for training (>1 trains through accelerate launch / DDP)", ge=1, le=64)
+    num_gpus: int = _f(
+        1, "run",
+        "GPUs for training: >1 trains N processes through accelerate launch (DDP; without CUDA, N CPU processes), "
+        "each on 1/N of the rows, so one optimizer step takes batch_size x gradient_accumulation x N rows",
+        ge=1, le=64,
+    )
 
     # --- model ---
     model: str = _f(
@@ -98,7 +103,7 @@ class RunConfig(BaseModel):
     eval_samples: int = _f(16, "evaluation", "Held-out prompts with ground truth to evaluate on", ge=0, le=100_000)
     general_prompts: bool = _f(True, "evaluation", "Also evaluate the fixed set of general reasoning prompts")
     max_new_tokens: int = _f(256, "evaluation", "Max tokens generated per answer", gt=0, le=32_768)
-    eval_batch_size: int = _f(32, "evaluation", "Prompts per generation batch", gt=0, le=4096)
+    eval_batch_size: int = _f(64, "evaluation", "Rows per generation batch (base and SFT answers to the same prompts share batches)", gt=0, le=4096)
     temperature: float = _f(0.0, "evaluation", "Sampling temperature (0 = greedy)", ge=0.0, le=5.0)
     top_p: float = _f(1.0, "evaluation", "Nucleus sampling top-p", gt=0.0, le=1.0)
 

@@ -23,6 +23,7 @@ from distill.data.builtin import SYSTEM_PROMPT
 from distill.data.prepare import data_report, ensure_chat_template, split_train_val, to_prompt_completion
 from distill.data.schema import ReasoningExample
 from distill.data.sources import load_examples
+from distill.distributed import launches_processes
 from distill.evaluation.compare import EvalItem, ModelPair, evaluate_pair
 from distill.evaluation.generate import GenerationCancelled
 from distill.evaluation.prompts import GENERAL_PROMPTS
@@ -136,6 +137,16 @@ def _save_tokenizer(tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
+def final_model_dir(config: RunConfig, out_dir: Path) -> Path:
+    return out_dir / ("final_model" if config.use_lora else "merged_model")
+
+
+def save_trained(model: Any, tokenizer: Any, path: Path) -> None:
+    model.save_pretrained(path)
+    _save_tokenizer(tokenizer, path)
+    log.info("Saved %s", path)
+
+
 def run_pipeline(config: RunConfig, hooks: PipelineHooks | None = None) -> RunResult:
     hooks = hooks or PipelineHooks()
     out_dir = resolve_output_dir(config)
@@ -173,19 +184,26 @@ def _run(config: RunConfig, hooks: PipelineHooks, out_dir: Path) -> RunResult:
         hooks.check_cancel()
 
         hooks.stage("train")
-        from distill.training import train
+        final_dir = final_model_dir(config, out_dir)
+        if launches_processes(config):
+            from distill.distributed import train_distributed
 
-        model = load_model(model_path, trust_remote_code=config.trust_remote_code)
-        outcome = train(config, model, tokenizer, train_rows, val_rows, out_dir,
-                        on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
+            outcome = train_distributed(config, model_path, train_rows, val_rows, out_dir,
+                                        on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
+        else:
+            from distill.training import train
+
+            model = load_model(model_path, trust_remote_code=config.trust_remote_code)
+            outcome = train(config, model, tokenizer, train_rows, val_rows, out_dir,
+                            on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
         result.timings["train_s"] = outcome.train_seconds
         if outcome.cancelled:
             raise RunCancelled(f"cancelled at step {outcome.global_step}; checkpoint saved")
-        final_dir = out_dir / ("final_model" if config.use_lora else "merged_model")
-        outcome.model.save_pretrained(final_dir)
-        _save_tokenizer(tokenizer, final_dir)
-        log.info("Saved %s", final_dir)
-        pair = ModelPair(sft=outcome.model) if config.use_lora else ModelPair(sft=outcome.model, base=load_model(model_path))
+        if outcome.model is None:  # rank 0 of the training processes saved it
+            pair = load_pair(config.model_copy(update={"sft_model_path": str(final_dir)}), model_path)
+        else:
+            save_trained(outcome.model, tokenizer, final_dir)
+            pair = ModelPair(sft=outcome.model) if config.use_lora else ModelPair(sft=outcome.model, base=load_model(model_path))
 
     if config.mode in ("all", "evaluate"):
         hooks.stage("evaluate")

@@ -242,8 +242,31 @@ class DistillSFTTrainer(SFTTrainer):
         with torch.no_grad():
             if self.ref_model is not None:
                 return self.ref_model(**inputs).logits
-            with self.accelerator.unwrap_model(model).disable_adapter():
-                return model(**inputs).logits
+            # The unwrapped model: under DDP a second forward through the wrapper would take part in
+            # its gradient bookkeeping (and broadcast buffers) for a pass that has no backward.
+            base = self.accelerator.unwrap_model(model)
+            with base.disable_adapter():
+                return base(**inputs).logits
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.accelerator.num_processes > 1:
+            self._reduce_metrics("train" if self.model.training else "eval")
+        super().log(logs, start_time)
+
+    def _reduce_metrics(self, mode: str) -> None:
+        """Under DDP each rank holds its own ce/kl and token count; the logged point shows all ranks'
+        (mean ce and kl, summed tokens). Every rank logs at the same steps, so the all-reduce matches."""
+        m = self._metrics[mode]
+        ce, kl = m.get("ce") or [], m.get("kl") or []
+        tokens = (m.get("trained_tokens") or [0])[-1]
+        t = torch.tensor([sum(ce), len(ce), sum(kl), len(kl), tokens], dtype=torch.float64, device=self.args.device)
+        t = self.accelerator.reduce(t, reduction="sum")
+        if t[1] > 0:
+            m["ce"] = [float(t[0] / t[1])]
+        if t[3] > 0:
+            m["kl"] = [float(t[2] / t[3])]
+        if mode == "train":
+            m["trained_tokens"] = [int(t[4])]
 
     def _labelled_hidden(self, body: torch.nn.Module, forward: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
         packed = self.segment_attention and forward.get("cu_seq_lens_q") is not None and "attention_mask" not in forward
@@ -319,7 +342,12 @@ class DistillSFTTrainer(SFTTrainer):
         per_token = float(num_items_in_batch) / max(n_here, 1) if num_items_in_batch is not None else 1.0
         if self.kl_coef <= 0:
             loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
-            self._metrics[mode]["ce"].append(float(loss.detach()) * per_token)
+            # Under DDP the Trainer multiplies the loss by the process count (DDP averages the gradients,
+            # num_items_in_batch counts all ranks' tokens); the metric is this rank's mean CE.
+            scaled = (self.args.average_tokens_across_devices and num_items_in_batch is not None
+                      and (self.model_accepts_loss_kwargs or self.compute_loss_func is not None))
+            ce = float(loss.detach()) * per_token / (self.accelerator.num_processes if scaled else 1)
+            self._metrics[mode]["ce"].append(ce)
             self._metrics[mode]["kl"].append(0.0)
             return (loss, None) if return_outputs else loss
 
@@ -351,6 +379,8 @@ class MetricsCallback(TrainerCallback):
         self._last = (time.perf_counter(), 0)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:  # under DDP, rank 0 writes (its logs hold all ranks' figures)
+            return
         logs = logs or {}
         point: dict[str, Any] = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
         if "loss" in logs:
@@ -394,7 +424,7 @@ class CancelCallback(TrainerCallback):
 
 @dataclass
 class TrainOutcome:
-    model: torch.nn.Module  # PeftModel with LoRA, else the fine-tuned model
+    model: torch.nn.Module | None  # PeftModel with LoRA, else the fine-tuned model; None: saved by DDP rank 0
     cancelled: bool
     global_step: int
     best_checkpoint: str | None
@@ -440,6 +470,9 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         completion_only_loss=True,
         padding_free=config.packing,  # per micro-batch, see DistillSFTTrainer
         gradient_checkpointing=False,  # TRL's default is True: a second forward per step, not needed at this size
+        # DDP: every parameter that trains takes part in each forward (LoRA adapters, or the whole causal LM);
+        # the default (True for PEFT models) walks the autograd graph on every step looking for unused ones.
+        ddp_find_unused_parameters=False,
         optim="adamw_torch_fused",
         dataloader_num_workers=0,
     )

@@ -74,23 +74,34 @@ def test_batch_size_and_thread_tuning_do_not_change_the_answers(peft_model, tiny
     assert [(g.text, g.new_tokens) for g in got] == [(g.text, g.new_tokens) for g in ref]
 
 
-def test_thread_tuner_probes_each_candidate_then_keeps_the_cheapest(monkeypatch):
+def test_thread_tuner_uses_the_count_its_probe_finds_fastest_and_probes_again_later(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    calls: list[int] = []
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
-    tuner = ThreadTuner(reprobe_s=1e9, skip_first=0)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    tuner = ThreadTuner(reprobe_s=10.0)
     assert tuner.candidates == [4, 2, 1]
-    cost = {4: 3.0, 2: 1.0, 1: 2.0}
-    clock = [0.0]
-    monkeypatch.setattr("distill.evaluation.generate.time.perf_counter", lambda: clock[0])
-    used = []
-    for _ in range(6):
-        tuner.begin()
-        used.append(tuner.current)
-        clock[0] += cost[tuner.current]
-        tuner.end(1.0)
-    assert used[:3] == [4, 2, 1] and used[3:] == [2, 2, 2]
-    assert tuner.best == 2
+    costs = {4: 3.0, 2: 1.0, 1: 2.0}
+    monkeypatch.setattr(tuner, "_probe_cost", lambda n: costs[n])
+    now = [0.0]
+    monkeypatch.setattr("distill.evaluation.generate.time.monotonic", lambda: now[0])
+    tuner.begin()
+    tuner.end(1.0)
+    assert tuner.current == 2 and tuner.n_probes == 1
+    costs.update({4: 0.5})  # the machine got quiet
+    now[0] = 5.0
+    tuner.begin()
+    assert tuner.current == 2 and tuner.n_probes == 1  # not yet
+    now[0] = 11.0
+    tuner.begin()
+    assert tuner.current == 4 and tuner.n_probes == 2
+    assert tuner.summary()["threads_used"] == {"2": 1}
+
+
+def test_thread_tuner_probe_runs_for_real():
+    tuner = ThreadTuner.for_device("cpu") or ThreadTuner(max_threads=2)
+    tuner.begin()
+    tuner.end(1.0)
+    tuner.restore()
+    assert set(tuner.probes) == set(tuner.candidates) and all(v > 0 for v in tuner.probes.values())
 
 
 def test_thread_tuner_is_off_where_it_cannot_help(monkeypatch):

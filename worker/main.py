@@ -2,6 +2,7 @@
 
     distill worker                 # CPU, or every visible GPU, queues gpu+default
     distill worker --gpu 1         # CUDA_VISIBLE_DEVICES=1 for this worker (one worker per GPU)
+    distill worker --gpu 0,1,2,3   # one worker with 4 GPUs: a run with num_gpus 2..4 trains on them (DDP)
 
 The worker registers itself in the database (``/api/v1/health`` lists it with its GPUs) and sends
 a heartbeat every 10 s. SIGTERM / Ctrl-C: the running pipeline stops at its next step (saving a

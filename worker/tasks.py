@@ -69,9 +69,6 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
         try:
             if cfg.get("trust_remote_code") and not settings.trust_remote_code:
                 raise PermissionError("--trust_remote_code: refused by this server (DISTILL_TRUST_REMOTE_CODE is off)")
-            if int(cfg.get("num_gpus") or 1) > 1:
-                raise NotImplementedError(
-                    "--num_gpus > 1: multi-GPU (accelerate launch) runs are not supported by this worker yet; use 1")
             cfg["dataset"] = store.dataset_path(str(cfg.get("dataset", "")))
             config = build_config(cfg)
             from distill.cli import check_paths

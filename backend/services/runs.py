@@ -59,9 +59,6 @@ def normalize_config(session: Session, settings: Settings, body: RunConfig) -> R
     if config.trust_remote_code and not settings.trust_remote_code:
         raise FieldError("trust_remote_code", "refused: this server runs no custom model code "
                          "(the operator enables it with DISTILL_TRUST_REMOTE_CODE=1)")
-    if config.num_gpus > 1:
-        raise FieldError("num_gpus", "multi-GPU runs (accelerate launch / DDP) are not supported by this service "
-                         "yet; use 1 (each worker trains on its own GPU)")
     changes: dict[str, Any] = {}
 
     ds = config.dataset

@@ -115,7 +115,8 @@ BAD_CONFIGS = [
     ({"model": "../model"}, "model"),
     ({"mode": "evaluate"}, ""),  # needs sft_model_path: a model-level error
     ({"trust_remote_code": True}, "trust_remote_code"),
-    ({"num_gpus": 2}, "num_gpus"),
+    ({"num_gpus": 0}, "num_gpus"),
+    ({"num_gpus": 65}, "num_gpus"),
 ]
 
 
@@ -152,6 +153,12 @@ def test_paths_inside_home_are_accepted_and_made_absolute(client: TestClient, se
 def test_hub_ids_are_accepted_for_the_worker_to_resolve(client: TestClient) -> None:
     r = client.post(f"{API}/runs", json={"model": "someone/some-model", "dataset": "open-thoughts/OpenThoughts-114k"})
     assert r.status_code == 201, r.text
+
+
+def test_multi_gpu_runs_are_accepted_for_the_worker_to_launch(client: TestClient) -> None:
+    r = client.post(f"{API}/runs", json={"num_gpus": 2, "model": "tiny-random"})
+    assert r.status_code == 201, r.text
+    assert r.json()["config"]["num_gpus"] == 2
 
 
 def test_trust_remote_code_allowed_when_the_operator_enables_it(home: Path) -> None:
