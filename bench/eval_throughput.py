@@ -149,8 +149,9 @@ def main() -> int:
     ap.add_argument("--no_e2e", action="store_true", help="skip the end-to-end --mode evaluate run")
     ap.add_argument("--seq_every", type=int, default=1, help="the sequential side answers every Nth prompt (1: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "eval_throughput.json"))
+    ap.add_argument("--out", help="JSON results (default: bench/results/eval_throughput.json, or eval_throughput_quick.json with --quick)")
     a = ap.parse_args()
+    a.out = a.out or str(ROOT / "bench" / "results" / f"eval_throughput{'_quick' if a.quick else ''}.json")
     if a.quick:
         a.max_new_tokens, a.rounds, a.no_e2e, a.seq_every = 48, 1, True, 4
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,17 +10,18 @@ Variants (each a child process, run alternately round by round; ratios are of me
   trl          SFTTrainer as TRL's documentation has it, on this CPU: SFTConfig defaults (gradient
                checkpointing on, fused AdamW, batches padded to the longest row, no packing, TRL's
                fused LM head) with fp32 (bf16=False: SFTConfig's default bf16=True is refused on a
-               machine without a GPU unless use_cpu=True), the same LoRA (peft_config=), the same
-               learning rate and schedule as ours.
+               machine without a GPU unless use_cpu=True), the same LoRA rank, alpha and target modules
+               (peft_config=) with lora_dropout 0.05 as in TRL's PEFT examples, the same learning rate
+               and schedule as ours.
   trl-kl       the same plus a KL term written the plain way (a compute_loss override with the full
                logits and an adapter-disabled forward: the trainer this project started from).
   ours, ours-kl  distill.training.DistillSFTTrainer with sft_args() from the run defaults.
   ours-<lever> ours without one lever: -fp32 (no bf16 autocast), -padded (no padding-free batches),
                -threads (no thread tuner), -trlhead (TRL's loss path, LM head on every position),
-               -gc (gradient checkpointing on), -adamw (foreach AdamW, not fused), and on top of ours:
-               +compile (each decoder layer torch.compile'd), +nodropout (lora_dropout 0 instead of
-               0.05: a hyperparameter, not a speed setting; LoRA dropout draws a Bernoulli mask per
-               LoRA layer and token, ~13% of a CPU step), +mb4x (micro-batches 4x larger, 4x fewer
+               -gc (gradient checkpointing on), -adamw (foreach AdamW, not fused), -dropout0 (lora_dropout
+               0.05 as in TRL's examples instead of our default 0: with dropout PEFT draws a mask and
+               keeps a dropped copy of the input per LoRA layer and token), and on top of ours:
+               +compile (each decoder layer torch.compile'd), +mb4x (micro-batches 4x larger, 4x fewer
                accumulation steps: the same effective batch and the same gradients up to rounding).
 
 Every variant sees the same rows in the same order (same seed), the same effective batch and the
@@ -52,7 +53,9 @@ from bench._common import (GSM8K, ROOT, emit, load_line, machine, matmul_peak, m
                            run_child, table, write_json)
 
 BASELINES = {"trl": False, "trl-kl": True}
-LEVERS = ["ours-fp32", "ours-padded", "ours-threads", "ours-trlhead", "ours-gc", "ours-adamw", "ours+nodropout",
+# TRL's PEFT examples use LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05): what the baseline's user writes.
+TRL_DOCS_LORA_DROPOUT = 0.05
+LEVERS = ["ours-fp32", "ours-padded", "ours-threads", "ours-trlhead", "ours-gc", "ours-adamw", "ours-dropout0",
           "ours+mb4x", "ours+compile"]
 
 
@@ -150,7 +153,7 @@ def child(spec: dict) -> None:
     model = load_model(path)
     lever = variant.replace("-kl", "")
     overrides = {"ours-fp32": {"precision": "fp32"}, "ours-padded": {"packing": False},
-                 "ours+nodropout": {"lora_dropout": 0.0},
+                 "ours-dropout0": {"lora_dropout": TRL_DOCS_LORA_DROPOUT},
                  "ours+mb4x": {"batch_size": spec["batch"] * 4, "gradient_accumulation": max(1, spec["accum"] // 4)},
                  }.get(lever, {})
     config = build_config({"model": spec["model"], "batch_size": spec["batch"], "gradient_accumulation": spec["accum"],
@@ -211,7 +214,7 @@ def child(spec: dict) -> None:
                          learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type,
                          warmup_steps=config.warmup_ratio, seed=config.seed, bf16=False, use_cpu=True,
                          report_to="none", logging_steps=1, save_strategy="no")
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=TRL_DOCS_LORA_DROPOUT,
                           target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
         trainer = cls(model=model, args=args, peft_config=lora if config.use_lora else None, **common)
     else:
@@ -328,12 +331,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n_val", type=int, default=48)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
+    ap.add_argument("--out", help="JSON results (default: bench/results/train_throughput.json, or train_throughput_quick.json with --quick)")
     ap.add_argument("--thread_probe", action="store_true",
                     help="only: a forward pass with 1 vs all threads, OpenMP wait policy default vs PASSIVE")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--thread_child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    a.out = a.out or str(ROOT / "bench" / "results" / f"train_throughput{'_quick' if a.quick else ''}.json")
     if a.child:
         child(json.loads(a.child))
         return 0

@@ -13,6 +13,7 @@ _SEED: dict[str, Any] = {
     "gradient_accumulation": 8,
     "learning_rate": 2e-5,
     "use_lora": True,
+    "lora_dropout": 0.05,
     "use_kl_regularization": False,
     "kl_coef": 0.1,
     "early_stopping_patience": 3,
