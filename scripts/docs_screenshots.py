@@ -26,7 +26,7 @@ PROMPT = "A shop sells pens at $3 each. Ana buys 4 pens and pays with a $20 bill
 
 
 def demo_run(studio: Studio, timeout_s: float) -> int:
-    done = [r for r in studio.api.get("/runs", params={"status": "succeeded"}).json()["items"]]
+    done = studio.api.get("/runs", params={"status": "succeeded"}).json()["items"]
     if done:
         return int(done[0]["id"])
     run = studio.create_run(preset="demo", name="demo: SmolLM2-135M, embedded data")
