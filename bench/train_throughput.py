@@ -77,7 +77,7 @@ def _rows(data: str, n_train: int, n_val: int):
 def _val_loss(model, tok, rows) -> float:
     import torch
 
-    from distill.evaluation.generate import ThreadTuner
+    from distill.threads import ThreadTuner
 
     total, count = 0.0, 0
     was = model.training

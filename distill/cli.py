@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from distill.config import ConfigError, RunConfig, build_config, field_groups
+from distill.errors import RunCancelled, UserError
 from distill.presets import PRESETS
 
 GROUP_TITLES = {
@@ -29,8 +30,14 @@ def _type_of(annotation: Any) -> type:
     return base if base in (int, float, str) else str
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line naming the flag, not the whole usage."""
+        self.exit(2, f"error: {message.replace('argument ', '', 1)} (distill --help lists every flag)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="distill",
         description="Reasoning distillation: SFT (LoRA, optional KL to the base model) on <think> chain-of-thought "
         "data, then base vs SFT on the same prompts. Defaults run offline on a CPU (embedded SmolLM2-135M, "
@@ -69,6 +76,11 @@ def check_paths(config: RunConfig) -> None:
         raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: builtin:reasoning")
     if config.sft_model_path and not Path(config.sft_model_path).is_dir():
         raise ConfigError(f"--sft_model_path: folder not found: {config.sft_model_path}")
+    if config.mode != "train":
+        from distill.evaluation.suites import check_suite, parse_benchmarks
+
+        for spec in parse_benchmarks(config.benchmarks):
+            check_suite(spec)
 
 
 def _setup_logging() -> None:
@@ -99,20 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args, args.pop("config", None))
         check_paths(config)
-    except ConfigError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _setup_logging()
     # Imported here so that --help and validation answer without loading torch.
-    from distill.errors import USER_ERRORS
-    from distill.pipeline import RunCancelled, run_pipeline
+    from distill.pipeline import run_pipeline
 
     try:
         run_pipeline(config)
     except RunCancelled as e:
         print(f"cancelled: {e}", file=sys.stderr)
         return 130
-    except USER_ERRORS as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from distill.errors import UserError
+
 EMBEDDED_MODEL = "smollm2-135m"
 BUILTIN_DATASET = "builtin:reasoning"
 
@@ -27,7 +29,7 @@ def _f(default: Any, group: str, help: str, *, seed: Any = None, **kw: Any) -> A
     return Field(default, description=help, json_schema_extra=extra, **kw)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad run configuration; the message is one line naming the field."""
 
 
@@ -101,12 +103,25 @@ class RunConfig(BaseModel):
     kl_coef: float = _f(0.1, "kl", "KL coefficient", ge=0.0, le=1000.0)
 
     # --- evaluation ---
-    eval_samples: int = _f(16, "evaluation", "Held-out prompts with ground truth to evaluate on", ge=0, le=100_000)
+    benchmarks: list[str] = _f(
+        ["heldout"], "evaluation",
+        "Suites to evaluate base and SFT on, comma-separated: heldout (held-out training rows), gsm8k, math500, "
+        "aime24, aime25, amc23, gpqa_diamond; NAME=PATH reads a local .jsonl/.json/.parquet copy; "
+        "NAME=PATH?problem=COL&answer=COL&grader=math|number|choice adds your own",
+    )
+    benchmark_limit: int | None = _f(None, "evaluation", "Evaluate only the first N problems of each suite", ge=1, le=1_000_000)
+    num_samples: int = _f(1, "evaluation", "Answers per problem and model; pass@1 is their mean, pass@k and cons@n need n > 1", ge=1, le=256)
+    eval_samples: int = _f(16, "evaluation", "Rows of the training data held out for the heldout suite", ge=0, le=100_000)
     general_prompts: bool = _f(True, "evaluation", "Also evaluate the fixed set of general reasoning prompts")
-    max_new_tokens: int = _f(256, "evaluation", "Max tokens generated per answer", gt=0, le=32_768)
+    max_new_tokens: int = _f(256, "evaluation", "Max tokens generated per answer", gt=0, le=131_072)
+    max_thinking_tokens: int | None = _f(
+        None, "evaluation",
+        "Thinking budget: when a thought reaches this many tokens, </think> is inserted and the model answers",
+        ge=1, le=131_072,
+    )
     eval_batch_size: int = _f(64, "evaluation", "Rows per generation batch (base and SFT answers to the same prompts share batches)", gt=0, le=4096)
-    temperature: float = _f(0.0, "evaluation", "Sampling temperature (0 = greedy)", ge=0.0, le=5.0)
-    top_p: float = _f(1.0, "evaluation", "Nucleus sampling top-p", gt=0.0, le=1.0)
+    temperature: float | None = _f(None, "evaluation", "Sampling temperature; default 0 (greedy) with --num_samples 1, else 0.6", ge=0.0, le=5.0)
+    top_p: float | None = _f(None, "evaluation", "Nucleus sampling top-p; default 1 with --num_samples 1, else 0.95", gt=0.0, le=1.0)
 
     @field_validator("model", "dataset")
     @classmethod
@@ -114,6 +129,26 @@ class RunConfig(BaseModel):
         if not v.strip():
             raise ValueError("must not be empty")
         return v.strip()
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _split_benchmarks(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [part for part in v.split(",")]
+        return [str(x).strip() for x in v if str(x).strip()] if isinstance(v, list | tuple) else v
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, v: list[str]) -> list[str]:
+        from distill.evaluation.suites import SuiteError, parse_benchmarks
+
+        try:
+            parse_benchmarks(v)
+        except SuiteError as e:
+            raise ValueError(str(e)) from None
+        return v
 
     @field_validator("preset")
     @classmethod
@@ -136,6 +171,14 @@ class RunConfig(BaseModel):
         if self.max_samples is None and self.dataset.startswith("builtin:"):
             return 1000
         return self.max_samples
+
+    @property
+    def sampling_temperature(self) -> float:
+        return self.temperature if self.temperature is not None else (0.6 if self.num_samples > 1 else 0.0)
+
+    @property
+    def sampling_top_p(self) -> float:
+        return self.top_p if self.top_p is not None else (0.95 if self.num_samples > 1 else 1.0)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -20,7 +20,7 @@ single-process optimizer steps; the learning rate is not rescaled.
 
 While the ranks train, the parent forwards their output lines to the ``distill`` logger and the points
 rank 0 appends to ``metrics.jsonl`` to ``on_metrics``. Rank 0 saves the model where the single-process
-path does (``final_model`` or ``merged_model``) and writes ``ddp/outcome.json``. Cancelling asks the
+path does (``final_model``) and writes ``ddp/outcome.json``. Cancelling asks the
 ranks to stop at their next step and save a checkpoint (``ddp/cancel``, agreed through an all-reduce so
 that all ranks stop at the same step); ranks still alive after ``CANCEL_GRACE_S`` get SIGTERM, then
 SIGKILL.
@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distill.config import RunConfig
+from distill.errors import RunCancelled, UserError
 
 if TYPE_CHECKING:
     from distill.training import TrainOutcome
@@ -61,7 +62,7 @@ _ERROR = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:
 _LAUNCHER_ERRORS = ("ChildFailedError", "CalledProcessError")
 
 
-class DistributedTrainingError(RuntimeError):
+class DistributedTrainingError(UserError, RuntimeError):
     """The training processes failed; the message is one line (exit code and their last error)."""
 
 
@@ -157,7 +158,6 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
     import psutil
     import torch
 
-    from distill.pipeline import RunCancelled
     from distill.training import TrainOutcome
 
     n = config.num_gpus
@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch.distributed as dist
 
     from distill.data.prepare import ensure_chat_template
-    from distill.models import load_model, load_tokenizer
-    from distill.pipeline import final_model_dir, save_trained
+    from distill.models import load_model, load_tokenizer, save_model
+    from distill.rundir import RunDir
     from distill.training import train
 
     job = Path((sys.argv[1:] if argv is None else argv)[0])
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     joined = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     if rank == 0:
         if not outcome.cancelled:
-            save_trained(outcome.model, tokenizer, final_model_dir(config, out_dir))
+            save_model(outcome.model, tokenizer, RunDir(out_dir).final_model)
         (job.parent / "outcome.json").write_text(json.dumps({
             "world_size": joined, "cancelled": outcome.cancelled, "global_step": outcome.global_step,
             "best_checkpoint": outcome.best_checkpoint, "train_seconds": outcome.train_seconds}, indent=2))

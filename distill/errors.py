@@ -1,12 +1,14 @@
-"""Errors that are the user's to fix: shown as one line, never as a traceback."""
+"""The two kinds of ending that are not bugs: a problem the user can fix, and a cancelled run.
 
-from distill.config import ConfigError
-from distill.data.schema import DataFormatError
-from distill.data.sources import DataSourceError
-from distill.distributed import DistributedTrainingError
-from distill.models import ModelUnavailableError
+Each module defines its own errors as subclasses of :class:`UserError` (``ConfigError``,
+``DataFormatError``, ``SuiteError``, ``EngineError``, …); the CLI and the worker show any of them as
+one line, never as a traceback.
+"""
 
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, DataFormatError, DataSourceError, ModelUnavailableError, FileNotFoundError,
-    DistributedTrainingError,  # one line; the ranks' own output is in the log above it
-)
+
+class UserError(Exception):
+    """Bad input or an unreachable resource; the message is one line naming what was wrong."""
+
+
+class RunCancelled(Exception):
+    """The run was asked to stop; what was saved so far is consistent (checkpoint, logs, answers)."""

@@ -21,8 +21,10 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from distill.config import EMBEDDED_MODEL
+from distill.errors import UserError
 
 log = logging.getLogger("distill")
 
@@ -30,7 +32,7 @@ TINY_MODEL = "tiny-random"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(UserError, RuntimeError):
     """The model cannot be found locally nor fetched; the message is one line."""
 
 
@@ -168,3 +170,11 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
         )
     except OSError as e:
         raise ModelUnavailableError(f"model {path!r} could not be loaded: {str(e).splitlines()[0]}") from None
+
+
+def save_model(model: Any, tokenizer: Any, path: Path) -> None:
+    """A trained model (or adapter) with its tokenizer, as ``from_pretrained`` loads it."""
+    model.save_pretrained(path)
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(path)
+    log.info("Saved %s", path)

@@ -1,7 +1,8 @@
 """The three stages wired together: data -> SFT -> base-vs-SFT evaluation, writing the run folder.
 
 The CLI, the Celery worker and the tests all call ``run_pipeline``; the worker passes hooks to
-stream stages and metrics and to cancel.
+stream stages and metrics and to cancel. Everything that can be refused (suites, files, columns,
+a dataset too small for the held-out split) is refused in the data stage, before any model loads.
 """
 
 from __future__ import annotations
@@ -18,25 +19,23 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from distill.config import RunConfig
+from distill.config import ConfigError, RunConfig
 from distill.data.builtin import SYSTEM_PROMPT
 from distill.data.prepare import data_report, ensure_chat_template, split_train_val, to_prompt_completion
 from distill.data.schema import ReasoningExample
 from distill.data.sources import load_examples
 from distill.distributed import launches_processes
-from distill.evaluation.compare import EvalItem, ModelPair, evaluate_pair
-from distill.evaluation.generate import GenerationCancelled
+from distill.errors import RunCancelled
 from distill.evaluation.prompts import GENERAL_PROMPTS
+from distill.evaluation.suites import HELDOUT, Problem, Suite, load_suite, parse_benchmarks
 from distill.evaluation.summary import format_summary_block
-from distill.models import ensure_local_model, load_model, load_tokenizer
+from distill.generation.engine import GenerationCancelled
+from distill.models import ensure_local_model, load_model, load_tokenizer, save_model
 from distill.report import write_report_md
+from distill.rundir import RunDir, model_kind
 
 log = logging.getLogger("distill")
-LOG_FILE = "distillation_pipeline.log"
-
-
-class RunCancelled(Exception):
-    """The run was asked to stop; what was saved so far is consistent (checkpoint, logs, metrics)."""
+GENERAL = "general"
 
 
 @dataclass
@@ -44,6 +43,7 @@ class PipelineHooks:
     on_stage: Callable[[str], None] | None = None
     on_metrics: Callable[[dict], None] | None = None
     should_cancel: Callable[[], bool] | None = None
+    on_progress: Callable[[str, int, int], None] | None = None  # (suite, problems done, problems)
 
     def stage(self, name: str) -> None:
         log.info("Stage: %s", name)
@@ -73,42 +73,72 @@ def resolve_output_dir(config: RunConfig) -> Path:
     return distill_home() / "distillation" / datetime.now().strftime("run_%Y%m%d_%H%M%S")
 
 
-def _system_for(dataset: str) -> str | None:
-    return SYSTEM_PROMPT if dataset.startswith("builtin:") else None
+def system_prompt(config: RunConfig) -> str | None:
+    """The system prompt the run's model was trained with (the built-in data has one)."""
+    return SYSTEM_PROMPT if config.dataset.startswith("builtin:") else None
 
 
-def load_splits(config: RunConfig) -> tuple[list[ReasoningExample], Any, list[ReasoningExample]]:
-    """(training examples, their read stats, held-out examples). builtin has its own eval split;
-    other sources hold out the ``eval_samples`` rows that follow the first ``max_samples``."""
+def load_splits(config: RunConfig, hold_out: bool) -> tuple[list[ReasoningExample], Any, list[ReasoningExample]]:
+    """(training examples, their read stats, held-out examples). builtin has its own held-out split;
+    other sources hold out ``eval_samples`` rows after the training rows (in evaluate mode, the tail)."""
     n_train = config.effective_max_samples
+    n_held = config.eval_samples if hold_out else 0
+    training = config.mode != "evaluate"
     if config.dataset.startswith("builtin:"):
-        train, stats = load_examples(config.dataset, n_train, split="train") if config.mode != "evaluate" else ([], None)
-        held = load_examples(config.dataset, config.eval_samples, split="eval")[0] if config.eval_samples else []
+        train, stats = load_examples(config.dataset, n_train, split="train") if training else ([], None)
+        held = load_examples(config.dataset, n_held, split="eval")[0] if n_held else []
         return train, stats, held
-    want = None if n_train is None else n_train + config.eval_samples
-    examples, stats = load_examples(config.dataset, want)
-    cut = max(len(examples) - config.eval_samples, 0) if n_train is None else min(n_train, len(examples))
-    if config.mode == "evaluate":
-        return [], stats, examples[-config.eval_samples :] if config.eval_samples else []
-    return examples[:cut], stats, examples[cut:]
+    if not training and not n_held:
+        return [], None, []
+    examples, stats = load_examples(config.dataset, None if n_train is None else n_train + n_held)
+    if not training:
+        return [], stats, examples[-n_held:]
+    cut = len(examples) - n_held if n_train is None else min(n_train, len(examples) - n_held)
+    if cut < 1:
+        raise ConfigError(
+            f"--eval_samples: holding out {n_held} rows for the heldout suite leaves none to train on: "
+            f"{config.dataset} has {len(examples)} usable rows (use --eval_samples {max(len(examples) - 1, 0)} or "
+            "fewer, or leave heldout out of --benchmarks)")
+    if n_train is not None and cut < n_train:
+        log.warning("Training on %d rows, not --max_samples %d: the dataset has %d rows and %d are held out",
+                    cut, n_train, len(examples), n_held)
+    return examples[:cut], stats, examples[cut:cut + n_held]
 
 
-def eval_items(config: RunConfig, held_out: list[ReasoningExample]) -> list[EvalItem]:
-    default_system = _system_for(config.dataset)
-    items = []
-    for ex in held_out:
-        messages = to_prompt_completion(ex, default_system)["prompt"]
-        items.append(EvalItem(messages=messages, ground_truth=ex.ground_truth, set="heldout"))
+def heldout_suite(held_out: list[ReasoningExample], default_system: str | None) -> Suite:
+    """The held-out rows as asked in training: the same system prompt, the question as it was."""
+    graded = [ex for ex in held_out if ex.ground_truth]
+    if len(graded) < len(held_out):
+        log.warning("heldout: %d of %d held-out rows have no known final answer and are not evaluated",
+                    len(held_out) - len(graded), len(held_out))
+    problems = [Problem(id=str(i), prompt=ex.prompt, answer=str(ex.ground_truth),
+                        meta={"system": ex.system or default_system}) for i, ex in enumerate(graded)]
+    return Suite(name=HELDOUT, grader="math", source="held-out training rows", problems=problems)
+
+
+def general_suite() -> Suite:
+    problems = [Problem(id=str(i), prompt=p["prompt"], answer=p["ground_truth"]) for i, p in enumerate(GENERAL_PROMPTS)]
+    return Suite(name=GENERAL, grader="math", source="fixed general prompts", problems=problems)
+
+
+def load_suites(config: RunConfig, held_out: list[ReasoningExample]) -> list[Suite]:
+    suites = []
+    for spec in parse_benchmarks(config.benchmarks):
+        if spec.name == HELDOUT and spec.path is None:
+            suites.append(heldout_suite(held_out, system_prompt(config)))
+        else:
+            suites.append(load_suite(spec, config.benchmark_limit, config.seed))
+        log.info("Suite %s: %d problems (%s, grader %s)", suites[-1].name, len(suites[-1].problems),
+                 suites[-1].source, suites[-1].grader)
     if config.general_prompts:
-        system = [{"role": "system", "content": default_system}] if default_system else []
-        for p in GENERAL_PROMPTS:
-            items.append(EvalItem(messages=system + [{"role": "user", "content": p["prompt"]}],
-                                  ground_truth=p["ground_truth"], set="general"))
-    return items
+        suites.append(general_suite())
+    if config.benchmark_limit:
+        suites = [Suite(s.name, s.grader, s.source, s.problems[:config.benchmark_limit]) for s in suites]
+    return suites
 
 
 def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExample], stats: Any) -> tuple[list[dict], list[dict], dict]:
-    default_system = _system_for(config.dataset)
+    default_system = system_prompt(config)
     rows = [to_prompt_completion(ex, default_system) for ex in examples]
     lengths = [
         len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True, return_dict=False))
@@ -123,8 +153,8 @@ def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExam
     return train_rows, val_rows, report
 
 
-def _attach_log_file(out_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(out_dir / LOG_FILE)
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
@@ -132,38 +162,25 @@ def _attach_log_file(out_dir: Path) -> logging.Handler:
     return handler
 
 
-def _save_tokenizer(tokenizer: Any, path: Path) -> None:
-    tokenizer.padding_side = "right"
-    tokenizer.save_pretrained(path)
-
-
-def final_model_dir(config: RunConfig, out_dir: Path) -> Path:
-    return out_dir / ("final_model" if config.use_lora else "merged_model")
-
-
-def save_trained(model: Any, tokenizer: Any, path: Path) -> None:
-    model.save_pretrained(path)
-    _save_tokenizer(tokenizer, path)
-    log.info("Saved %s", path)
-
-
 def run_pipeline(config: RunConfig, hooks: PipelineHooks | None = None) -> RunResult:
     hooks = hooks or PipelineHooks()
-    out_dir = resolve_output_dir(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log_file(out_dir)
+    run = RunDir(resolve_output_dir(config))
+    run.root.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log_file(run.log)
     try:
-        return _run(config, hooks, out_dir)
+        return _run(config, hooks, run)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run(config: RunConfig, hooks: PipelineHooks, out_dir: Path) -> RunResult:
-    result = RunResult(output_dir=out_dir)
-    (out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2))
-    log.info("Run folder: %s", out_dir)
+def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
+    result = RunResult(output_dir=run.root)
+    run.config.write_text(json.dumps(config.to_json(), indent=2))
+    log.info("Run folder: %s", run.root)
     t_start = time.perf_counter()
+    training = config.mode in ("all", "train")
+    evaluating = config.mode in ("all", "evaluate")
 
     hooks.stage("load")
     model_path = ensure_local_model(config.model)
@@ -172,84 +189,95 @@ def _run(config: RunConfig, hooks: PipelineHooks, out_dir: Path) -> RunResult:
     hooks.check_cancel()
 
     hooks.stage("data")
-    train_examples, stats, held_out = load_splits(config)
-    pair: ModelPair | None = None
-    if config.mode in ("all", "train"):
+    wants_heldout = evaluating and any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(config.benchmarks))
+    train_examples, stats, held_out = load_splits(config, wants_heldout) if training or wants_heldout else ([], None, [])
+    suites = load_suites(config, held_out) if evaluating else []
+    engine = None
+    if training:
         train_rows, val_rows, report = prepare_rows(config, tokenizer, train_examples, stats)
-        (out_dir / "data_report.json").write_text(json.dumps(report, indent=2))
+        run.data_report.write_text(json.dumps(report, indent=2))
         result.data_report = report
-        log.info("Data: %d train rows, %d validation rows, %d held-out prompts (token length p50 %s, p95 %s, max %s)",
-                 len(train_rows), len(val_rows), len(held_out), report["token_length"]["p50"],
-                 report["token_length"]["p95"], report["token_length"]["max"])
+        log.info("Data: %d train rows, %d validation rows (token length p50 %s, p95 %s, max %s)",
+                 len(train_rows), len(val_rows), report["token_length"]["p50"], report["token_length"]["p95"],
+                 report["token_length"]["max"])
         hooks.check_cancel()
 
         hooks.stage("train")
-        final_dir = final_model_dir(config, out_dir)
         if launches_processes(config):
             from distill.distributed import train_distributed
 
-            outcome = train_distributed(config, model_path, train_rows, val_rows, out_dir,
+            outcome = train_distributed(config, model_path, train_rows, val_rows, run.root,
                                         on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
         else:
             from distill.training import train
 
             model = load_model(model_path, trust_remote_code=config.trust_remote_code)
-            outcome = train(config, model, tokenizer, train_rows, val_rows, out_dir,
+            outcome = train(config, model, tokenizer, train_rows, val_rows, run.root,
                             on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
         result.timings["train_s"] = outcome.train_seconds
         if outcome.cancelled:
             raise RunCancelled(f"cancelled at step {outcome.global_step}; checkpoint saved")
-        if outcome.model is None:  # rank 0 of the training processes saved it
-            pair = load_pair(config.model_copy(update={"sft_model_path": str(final_dir)}), model_path)
-        else:
-            save_trained(outcome.model, tokenizer, final_dir)
-            pair = ModelPair(sft=outcome.model) if config.use_lora else ModelPair(sft=outcome.model, base=load_model(model_path))
+        if outcome.model is not None:  # else rank 0 of the training processes saved it
+            save_model(outcome.model, tokenizer, run.final_model)
+            if evaluating:
+                engine = trained_engine(config, outcome.model, tokenizer, model_path)
 
-    if config.mode in ("all", "evaluate"):
+    if evaluating:
+        from distill.evaluation.evaluate import benchmark_settings, evaluate
+
         hooks.stage("evaluate")
-        pair = pair or load_pair(config, model_path)
-        pair.gen_kwargs = dict(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                               top_p=config.top_p, batch_size=config.eval_batch_size)
-        items = eval_items(config, held_out)
+        sft_path = config.sft_model_path or str(run.final_model)
+        engine = engine or pair_engine(config, model_path, tokenizer, sft_path)
         t0 = time.perf_counter()
         try:
-            results = evaluate_pair(pair, tokenizer, items, should_cancel=hooks.should_cancel)
+            results = evaluate(engine, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
+                               should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
         except GenerationCancelled:
-            raise RunCancelled("cancelled during evaluation") from None
+            raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
         result.timings["evaluate_s"] = time.perf_counter() - t0
-        sft_name = config.sft_model_path or str(out_dir / "final_model")
-        results["models"] = {"base": config.model, "sft": sft_name}
+        results["models"] = {"base": config.model, "sft": sft_path}
         if result.data_report:
             results["data_report"] = result.data_report
         result.evaluation = results
-        (out_dir / "evaluation_results.json").write_text(json.dumps(results, indent=2))
-        write_report_md(out_dir / "report.md", results, config.model, sft_name)
-        block = format_summary_block(results["summary"], results["deltas"], config.model, sft_name)
-        log.info("\n%s", block)
+        run.evaluation.write_text(json.dumps(results, indent=2))
+        write_report_md(run.report, results, config.model, sft_path)
+        log.info("\n%s", format_summary_block(results["summary"], results["deltas"], config.model, sft_path,
+                                               results["benchmarks"], results["accuracy_test"]))
 
-    if config.mode in ("all", "train") and config.use_lora and pair is not None:
+    if training and config.use_lora:
         hooks.stage("save")
-        merged = pair.sft.merge_and_unload()
-        merged.save_pretrained(out_dir / "merged_model")
-        _save_tokenizer(tokenizer, out_dir / "merged_model")
-        log.info("Saved %s", out_dir / "merged_model")
+        from peft import PeftModel
+
+        trained = engine.targets["sft"][0] if engine is not None and hasattr(engine, "targets") else None
+        if not isinstance(trained, PeftModel):
+            trained = PeftModel.from_pretrained(load_model(model_path), str(run.final_model))
+        save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
 
     result.timings["total_s"] = time.perf_counter() - t_start
-    (out_dir / "timings.json").write_text(json.dumps(result.timings, indent=2))
-    log.info("Done in %.1f s: %s", result.timings["total_s"], out_dir)
+    run.timings.write_text(json.dumps(result.timings, indent=2))
+    log.info("Done in %.1f s: %s", result.timings["total_s"], run.root)
     return result
 
 
-def load_pair(config: RunConfig, model_path: str) -> ModelPair:
-    """For --mode evaluate: an adapter folder rides on the base weights; a merged model is loaded beside the base."""
+def trained_engine(config: RunConfig, model: Any, tokenizer: Any, model_path: str) -> Any:
+    """The engine for a model trained in this process: LoRA base = the adapter switched off."""
+    from distill.generation.hf import HFEngine
+
+    base = None if config.use_lora else load_model(model_path, trust_remote_code=config.trust_remote_code)
+    return HFEngine.for_pair(model, tokenizer, base=base, batch_size=config.eval_batch_size)
+
+
+def pair_engine(config: RunConfig, model_path: str, tokenizer: Any, sft_path: str) -> Any:
+    """Base and SFT from disk: an adapter rides on the base weights; full weights load beside the base."""
     from peft import PeftModel
 
-    sft_path = Path(config.sft_model_path or "")
-    if not sft_path.is_dir():
-        raise FileNotFoundError(f"--sft_model_path: folder not found: {sft_path}")
+    from distill.generation.hf import HFEngine
+
+    kind = model_kind(sft_path)
+    if kind is None:
+        raise ConfigError(f"--sft_model_path: {sft_path} holds neither adapter_config.json nor config.json")
     base = load_model(model_path, trust_remote_code=config.trust_remote_code)
-    if (sft_path / "adapter_config.json").is_file():
-        return ModelPair(sft=PeftModel.from_pretrained(base, str(sft_path)))
-    if (sft_path / "config.json").is_file():
-        return ModelPair(sft=load_model(str(sft_path), trust_remote_code=config.trust_remote_code), base=base)
-    raise FileNotFoundError(f"--sft_model_path: {sft_path} holds neither adapter_config.json nor config.json")
+    if kind == "adapter":
+        return HFEngine.for_pair(PeftModel.from_pretrained(base, sft_path), tokenizer, batch_size=config.eval_batch_size)
+    sft = load_model(sft_path, trust_remote_code=config.trust_remote_code)
+    return HFEngine.for_pair(sft, tokenizer, base=base, batch_size=config.eval_batch_size)

@@ -13,19 +13,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from distill.evaluation.summary import METRIC, format_accuracy, format_delta, format_pass1, format_summary_block, format_value
+from distill.evaluation.summary import significance_note
 from distill.evaluation.summary import deltas as compute_deltas
-from distill.evaluation.summary import format_accuracy, format_summary_block, format_value
 
-# (label, summary key) rows of the metrics table; accuracy has its own row format.
-_METRIC_ROWS = (
-    ("Avg reasoning quality score", "avg_quality_score"),
-    ("% with reasoning", "pct_with_reasoning"),
-    ("% with think tags", "pct_with_think_tags"),
-    ("Avg steps", "avg_steps"),
-    ("Avg generation time", "avg_generation_time_s"),
-    ("Avg tokens/s", "avg_tokens_per_s"),
-    ("Avg new tokens", "avg_new_tokens"),
-)
+# Summary keys of the metrics table after accuracy, which has its own row format.
+_METRIC_ROWS = ("avg_quality_score", "pct_with_reasoning", "pct_with_think_tags", "avg_steps", "avg_generation_time_s",
+                "avg_tokens_per_s", "avg_new_tokens")
+# Per-suite rows after pass@1 and pass@k.
+_SUITE_ROWS = ("cons@n", "think_closed_pct", "truncated_pct", "looping_pct", "tokens_p50", "tokens_p95",
+               "think_tokens_mean", "answer_tokens_mean")
 _PROMPT_PREVIEW_CHARS = 120
 _MISSING = "—"
 
@@ -60,20 +57,47 @@ def _marked_answer(side: dict[str, Any]) -> str:
     return f"{answer if answer is not None else '(none)'}{mark}"
 
 
-def _metrics_section(summary: dict[str, dict[str, Any]], deltas: dict[str, Any]) -> list[str]:
+def _metrics_section(summary: dict[str, dict[str, Any]], deltas: dict[str, Any],
+                     accuracy_test: dict[str, Any] | None) -> list[str]:
     base, sft = summary["base"], summary["sft"]
     accuracy_delta = format_value("accuracy", deltas.get("accuracy"), signed=True)
+    if accuracy_test and deltas.get("accuracy") is not None:
+        accuracy_delta += f", {significance_note(accuracy_test)}"
     rows = [_row("Accuracy", format_accuracy(base), format_accuracy(sft), accuracy_delta)]
-    for label, key in _METRIC_ROWS:
+    for key in _METRIC_ROWS:
         rows.append(
             _row(
-                label,
+                METRIC[key].label,
                 format_value(key, base.get(key)),
                 format_value(key, sft.get(key)),
                 format_value(key, deltas.get(key), signed=True),
             )
         )
     return ["## Metrics", "", *_table(("Metric", "Base", "SFT", "Δ"), rows), ""]
+
+
+def _delta(base: Any, sft: Any, key: str) -> str:
+    return format_value(key, sft - base, signed=True) if base is not None and sft is not None else "n/a"
+
+
+def _benchmarks_section(benchmarks: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["## Benchmarks", "",
+             "pass@1 is the mean over samples with its 95 % interval (Wilson with one sample per problem, a bootstrap "
+             "over problems otherwise); the difference is tested pairwise over problems (exact McNemar, or a paired "
+             "bootstrap).", ""]
+    for name, b in benchmarks.items():
+        base, sft = b["base"], b["sft"]
+        rows = [_row("pass@1", format_pass1(base), format_pass1(sft), format_delta(b))]
+        for k in base.get("pass@k", {}):
+            if k != "1":
+                bk, sk = base["pass@k"][k], sft["pass@k"].get(k)
+                rows.append(_row(f"pass@{k}", format_value("pass@1", bk), format_value("pass@1", sk),
+                                 _delta(bk, sk, "pass@1")))
+        rows += [_row(METRIC[key].label, format_value(key, base.get(key)), format_value(key, sft.get(key)),
+                      _delta(base.get(key), sft.get(key), key)) for key in _SUITE_ROWS]
+        lines += [f"### {name}", "", f"{b['n_problems']} problems x {b['num_samples']} samples, grader `{b['grader']}`,"
+                  f" source `{b['source']}`.", "", *_table(("Metric", "Base", "SFT", "Δ (SFT − base)"), rows), ""]
+    return lines
 
 
 def _key_value_section(title: str, data: dict[str, Any]) -> list[str]:
@@ -160,10 +184,13 @@ def render_report_md(results: dict[str, Any], base_name: str, sft_name: str) -> 
         "",
         "## Summary",
         "",
-        *_fenced(format_summary_block(summary, deltas, base_name, sft_name)),
+        *_fenced(format_summary_block(summary, deltas, base_name, sft_name, results.get("benchmarks"),
+                                      results.get("accuracy_test"))),
         "",
-        *_metrics_section(summary, deltas),
     ]
+    if results.get("benchmarks"):
+        lines += _benchmarks_section(results["benchmarks"])
+    lines += _metrics_section(summary, deltas, results.get("accuracy_test"))
     if results.get("by_set"):
         lines += _by_set_section(results["by_set"])
     if results.get("training"):

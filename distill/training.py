@@ -36,7 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from distill.config import RunConfig
-from distill.evaluation.generate import ThreadTuner
+from distill.threads import ThreadTuner
 
 log = logging.getLogger("distill")
 IGNORE = -100

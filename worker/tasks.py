@@ -63,8 +63,8 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
     status, error, evaluation = "failed", None, None
     try:
         from distill.config import build_config
-        from distill.errors import USER_ERRORS
-        from distill.pipeline import PipelineHooks, RunCancelled, run_pipeline
+        from distill.errors import RunCancelled, UserError
+        from distill.pipeline import PipelineHooks, run_pipeline
 
         try:
             if cfg.get("trust_remote_code") and not settings.trust_remote_code:
@@ -87,7 +87,7 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
                 log.error("%s (%s)", error, e)
             else:  # lost: the API declared this attempt dead; nothing more is written
                 status, error = "lost", None
-        except (*USER_ERRORS, PermissionError, NotImplementedError) as e:
+        except (UserError, FileNotFoundError, PermissionError, NotImplementedError) as e:
             status, error = "failed", _one_line(e)
             log.error("error: %s", error)
         except Exception as e:  # noqa: BLE001 - anything else: the run fails with the first line, logs get the trace

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distill.errors import UserError
+
 
 @dataclass(frozen=True)
 class ReasoningExample:
@@ -25,9 +27,9 @@ class BadRow(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError, ValueError):
     """A whole file (or source) is not in a supported format; the message is one line naming where."""
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(UserError, RuntimeError):
     """A data source could not be opened at all (e.g. the Hub is unreachable)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from distill.evaluation.answers import answers_match, extract_answer
+from distill.evaluation.grading import Grade
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -118,18 +118,14 @@ def quality_score(
     return round(structure + steps + length, 4)
 
 
-def response_metrics(
-    response: str, generation_time_s: float, new_tokens: int, ground_truth: str | None
-) -> dict[str, Any]:
-    """All metrics of one response; ``correct`` is None when there is no ground truth."""
+def response_metrics(response: str, generation_time_s: float, new_tokens: int, grade: Grade | None) -> dict[str, Any]:
+    """All metrics of one response; ``answer``/``correct`` come from its grade (None: no ground truth)."""
     tags = has_think_tags(response)
     closed = think_closed(response)
     reasoning = reasoning_part(response)
     num_steps = count_steps(reasoning)
     words = len(reasoning.split())
     has_reasoning = tags or num_steps >= 2 or bool(_CUE_WORDS_RE.search(response))
-    answer = extract_answer(response)
-    has_ground_truth = ground_truth is not None and ground_truth.strip() != ""
     return {
         "has_think_tags": tags,
         "think_closed": closed,
@@ -143,8 +139,8 @@ def response_metrics(
             num_steps=num_steps,
             words=words,
         ),
-        "answer": answer,
-        "correct": answers_match(answer, ground_truth) if has_ground_truth else None,
+        "answer": grade.extracted if grade is not None else None,
+        "correct": grade.correct if grade is not None else None,
         "generation_time_s": generation_time_s,
         "new_tokens": new_tokens,
         # A zero duration (e.g. a cached or empty generation) has no meaningful rate.

@@ -1,25 +1,71 @@
-"""Per-model aggregates of :func:`~distill.evaluation.metrics.response_metrics` rows, their
-SFT − base deltas, and the seed's plain-text results block."""
+"""Metric definitions and how they are shown: the one table the CLI summary, ``report.md`` and the
+API (hence the dashboard) use, the per-model aggregates of per-response metrics, and the seed's
+plain-text results block, now headed by each suite's pass@1 with its interval and paired test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-# The numeric summary keys that get a delta (everything but ``n``), in display order.
-DELTA_KEYS = (
-    "accuracy",
-    "n_correct",
-    "n_with_ground_truth",
-    "avg_quality_score",
-    "pct_with_reasoning",
-    "pct_with_think_tags",
-    "avg_steps",
-    "avg_generation_time_s",
-    "avg_tokens_per_s",
-    "avg_new_tokens",
-)
 _DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str = ""  # "%" for fractions and percentages, "s" for seconds
+    scale: float = 1.0  # value x scale is shown (fractions x 100)
+    decimals: int = 1
+    delta_unit: str = ""  # "pp" (percentage points) for percentages
+    better: int = 1  # +1 higher is better, -1 lower is better, 0 neither
+
+    def format(self, value: float | None, signed: bool = False) -> str:
+        if value is None:
+            return "n/a"
+        unit = (" " + self.delta_unit) if signed and self.delta_unit else self.unit
+        return f"{value * self.scale:{'+' if signed else ''}.{self.decimals}f}{unit}"
+
+
+# Display order. pass@1 (with its interval) is the headline; the quality score is the seed's shape heuristic.
+METRICS: tuple[Metric, ...] = (
+    Metric("pass@1", "pass@1", "%", 100.0, 1, "pp"),
+    Metric("cons@n", "cons@n (majority vote)", "%", 100.0, 1, "pp"),
+    Metric("accuracy", "Accuracy", "%", 100.0, 1, "pp"),
+    Metric("n_correct", "Correct answers", decimals=0),
+    Metric("n_with_ground_truth", "Graded answers", decimals=0, better=0),
+    Metric("think_closed_pct", "% closed think tags", "%", 1.0, 1, "pp"),
+    Metric("truncated_pct", "% stopped by the token limit", "%", 1.0, 1, "pp", better=-1),
+    Metric("looping_pct", "% looping", "%", 1.0, 1, "pp", better=-1),
+    Metric("tokens_p50", "Tokens per answer, p50", decimals=0, better=0),
+    Metric("tokens_p95", "Tokens per answer, p95", decimals=0, better=0),
+    Metric("think_tokens_mean", "Mean thinking tokens", better=0),
+    Metric("answer_tokens_mean", "Mean answer tokens", better=0),
+    Metric("avg_quality_score", "Reasoning quality score (shape heuristic)", decimals=3),
+    Metric("pct_with_reasoning", "% with reasoning", "%", 1.0, 1, "pp"),
+    Metric("pct_with_think_tags", "% with think tags", "%", 1.0, 1, "pp"),
+    Metric("avg_steps", "Avg steps", better=0),
+    Metric("avg_generation_time_s", "Avg generation time", "s", 1.0, 2, better=-1),
+    Metric("avg_tokens_per_s", "Avg tokens/s", better=0),
+    Metric("avg_new_tokens", "Avg new tokens", better=0),
+)
+METRIC = {m.key: m for m in METRICS}
+# The older summary keys that get an SFT − base delta.
+DELTA_KEYS = ("accuracy", "n_correct", "n_with_ground_truth", "avg_quality_score", "pct_with_reasoning",
+              "pct_with_think_tags", "avg_steps", "avg_generation_time_s", "avg_tokens_per_s", "avg_new_tokens")
+NO_GROUND_TRUTH = "n/a (no ground truth)"
+
+
+def metric_catalog() -> list[dict[str, Any]]:
+    """The table as data, for the API and the dashboard."""
+    return [asdict(m) for m in METRICS]
+
+
+def format_value(key: str, value: float | None, signed: bool = False) -> str:
+    """A value as the results block, report and dashboard show it ("12.5%", "+2.0 pp", "0.721")."""
+    return METRIC[key].format(value, signed)
 
 
 def _mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
@@ -60,49 +106,44 @@ def deltas(base: dict[str, Any], sft: dict[str, Any]) -> dict[str, float | None]
     return out
 
 
-# --- formatting -----------------------------------------------------------------------
-
-NO_GROUND_TRUTH = "n/a (no ground truth)"
-
-
-def _fmt(spec: str, unit: str = "", scale: float = 1.0) -> Callable[[float | None, bool], str]:
-    def fmt(value: float | None, signed: bool = False) -> str:
-        if value is None:
-            return "n/a"
-        return f"{value * scale:{'+' if signed else ''}{spec}}{unit}"
-
-    return fmt
-
-
-# How each displayed key is written; accuracy is a fraction shown as a percentage.
-FORMATTERS: dict[str, Callable[[float | None, bool], str]] = {
-    "accuracy": _fmt(".1f", "%", 100.0),
-    "avg_quality_score": _fmt(".3f"),
-    "pct_with_reasoning": _fmt(".1f", "%"),
-    "pct_with_think_tags": _fmt(".1f", "%"),
-    "avg_steps": _fmt(".1f"),
-    "avg_generation_time_s": _fmt(".2f", "s"),
-    "avg_tokens_per_s": _fmt(".1f"),
-    "avg_new_tokens": _fmt(".1f"),
-    "n_correct": _fmt(".0f"),
-    "n_with_ground_truth": _fmt(".0f"),
-}
-
-
-def format_value(key: str, value: float | None, signed: bool = False) -> str:
-    """A summary or delta value as the results block and report show it ("12.5%", "+0.020")."""
-    return FORMATTERS[key](value, signed)
-
-
 def format_accuracy(summary: dict[str, Any]) -> str:
     """``12.5% (2/16)``, or ``n/a (no ground truth)``."""
     accuracy = summary.get("accuracy")
     if accuracy is None:
         return NO_GROUND_TRUTH
     graded = summary.get("n_with_ground_truth", 0)
-    # n_correct is an extra key; a summary made without it still has enough to recover it.
     correct = summary.get("n_correct", round(accuracy * graded))
     return f"{format_value('accuracy', accuracy)} ({correct}/{graded})"
+
+
+def format_pass1(side: dict[str, Any]) -> str:
+    """``12.5% [3.5, 36.0]``: pass@1 with its 95 % interval."""
+    lo, hi = side.get("pass@1_ci") or (None, None)
+    interval = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if lo is not None else ""
+    return f"{format_value('pass@1', side.get('pass@1'))}{interval}"
+
+
+def significance_note(block: dict[str, Any]) -> str:
+    """What the paired test says, in words: ``p = 0.031 (exact McNemar): significant``."""
+    p = block.get("p_value")
+    if p is None:
+        return "no test"
+    test = {"mcnemar_exact": "exact McNemar", "paired_bootstrap": "paired bootstrap"}.get(block.get("test"), "")
+    verdict = "significant" if block.get("significant") else "NOT significant (could be noise)"
+    return f"p = {p:.3g}{f' ({test})' if test else ''}: {verdict}"
+
+
+def format_delta(block: dict[str, Any]) -> str:
+    """``+12.5 pp, p = 0.25 (exact McNemar): NOT significant (could be noise)``."""
+    return f"{format_value('pass@1', block.get('delta_pass@1'), signed=True)}, {significance_note(block)}"
+
+
+def benchmark_lines(benchmarks: dict[str, Any]) -> list[str]:
+    lines = ["🎯 Benchmarks (pass@1 with 95% interval; SFT − base with a paired test over problems):"]
+    for name, b in benchmarks.items():
+        lines.append(f"   - {name} ({b['n_problems']} problems x {b['num_samples']}): base {format_pass1(b['base'])}"
+                     f" → SFT {format_pass1(b['sft'])}; Δ {format_delta(b)}")
+    return lines
 
 
 def _model_lines(title: str, s: dict[str, Any]) -> list[str]:
@@ -117,19 +158,17 @@ def _model_lines(title: str, s: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_summary_block(
-    summary: dict[str, dict[str, Any]], deltas: dict[str, Any], base_name: str, sft_name: str
-) -> str:
-    """The seed's "EVALUATION RESULTS SUMMARY" block (no trailing newline)."""
+def format_summary_block(summary: dict[str, dict[str, Any]], deltas: dict[str, Any], base_name: str, sft_name: str,
+                         benchmarks: dict[str, Any] | None = None, accuracy_test: dict[str, Any] | None = None) -> str:
+    """The seed's "EVALUATION RESULTS SUMMARY" block (no trailing newline), headed by the benchmarks."""
     d = deltas
-    accuracy_delta = (
-        NO_GROUND_TRUTH if d.get("accuracy") is None else format_value("accuracy", d["accuracy"], signed=True)
-    )
-    time_delta = format_value("avg_generation_time_s", d.get("avg_generation_time_s"), signed=True)
-    lines = [
-        "EVALUATION RESULTS SUMMARY",
-        "=" * 60,
-        "",
+    accuracy_delta = NO_GROUND_TRUTH if d.get("accuracy") is None else format_value("accuracy", d["accuracy"], True)
+    if accuracy_test and d.get("accuracy") is not None:
+        accuracy_delta += f", {significance_note(accuracy_test)}"
+    lines = ["EVALUATION RESULTS SUMMARY", "=" * 60, ""]
+    if benchmarks:
+        lines += [*benchmark_lines(benchmarks), ""]
+    lines += [
         *_model_lines(f"Base Model ({base_name})", summary["base"]),
         "",
         *_model_lines(f"SFT Model ({sft_name})", summary["sft"]),
@@ -140,6 +179,6 @@ def format_summary_block(
         f"   - Reasoning % Delta: {format_value('pct_with_reasoning', d.get('pct_with_reasoning'), True)}",
         f"   - Think Tags % Delta: {format_value('pct_with_think_tags', d.get('pct_with_think_tags'), True)}",
         f"   - Avg Steps Delta: {format_value('avg_steps', d.get('avg_steps'), True)}",
-        f"   - Avg Generation Time Delta: {time_delta}",
+        f"   - Avg Generation Time Delta: {format_value('avg_generation_time_s', d.get('avg_generation_time_s'), True)}",
     ]
     return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Base and SFT on one suite: every problem answered ``num_samples`` times by each, graded, summarized.
+
+Problems go through the engine in chunks; each finished chunk is appended to
+``benchmarks/NAME.jsonl`` in the run folder, so a job that stops (cancelled, worker lost, engine
+down) keeps what it finished and a rerun with the same settings continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.evaluation.diagnostics import sample_diagnostics, summarize_diagnostics
+from distill.evaluation.grading import grade_many
+from distill.evaluation.stats import accuracy_interval, majority_correct, paired_test, pass_at_k_table
+from distill.evaluation.suites import Problem, Suite
+from distill.generation.engine import BASE, SFT, Engine, Prompt, Sampling
+
+log = logging.getLogger("distill")
+MODELS = (BASE, SFT)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    max_thinking_tokens: int | None = None
+    seed: int = 42
+    chunk_rows: int = 64  # rows (problems x samples x 2 models) per engine call
+
+    def sampling(self, problem_index: int, sample_index: int) -> Sampling:
+        # Base and SFT share a seed per (problem, sample): paired samples, less noise in the difference.
+        seed = (self.seed * 1_000_003 + problem_index * 1_009 + sample_index) % (1 << 63)
+        return Sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                        seed=seed, max_thinking_tokens=self.max_thinking_tokens)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for stored answers to be reused."""
+        out = asdict(self)
+        out.pop("chunk_rows")
+        return out
+
+
+def _system(problem: Problem, system: str | None) -> str | None:
+    return problem.meta.get("system", system)
+
+
+def _messages(problem: Problem, system: str | None) -> list[dict[str, str]]:
+    system = _system(problem, system)
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": problem.prompt}]
+
+
+class ProblemLog:
+    """``benchmarks/NAME.jsonl``: a header line (suite, source, settings), then one line per problem."""
+
+    def __init__(self, path: Path, header: dict[str, Any]):
+        self.path, self.header = path, header
+        self.records: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if lines and lines[0].get("header") == header:
+                self.records = {r["id"]: r for r in lines[1:]}
+                return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"header": header}) + "\n")
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        with self.path.open("a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+                self.records[r["id"]] = r
+
+
+def _answer_chunk(engine: Engine, suite: Suite, chunk: list[tuple[int, Problem]], settings: BenchmarkSettings,
+                  system: str | None, should_cancel: Callable[[], bool] | None) -> list[dict[str, Any]]:
+    n = settings.num_samples
+    prompts = [Prompt(model=m, messages=_messages(p, system), sampling=settings.sampling(i, k))
+               for i, p in chunk for k in range(n) for m in MODELS]
+    gens = engine.generate(prompts, should_cancel=should_cancel, desc=f"{suite.name}")
+    golds = [p.answer for _, p in chunk for _ in range(n) for _ in MODELS]
+    grades = grade_many([(g.text, gold, suite.grader) for g, gold in zip(gens, golds, strict=True)])
+    records = []
+    for j, (i, p) in enumerate(chunk):
+        rec: dict[str, Any] = {"id": p.id, "index": i, "prompt": p.prompt, "system": _system(p, system),
+                               "gold": p.answer, BASE: [], SFT: []}
+        for k in range(n):
+            for mi, m in enumerate(MODELS):
+                r = (j * n + k) * 2 + mi
+                g, gr = gens[r], grades[r]
+                rec[m].append({"text": g.text, "extracted": gr.extracted, "key": gr.key, "correct": gr.correct,
+                               **sample_diagnostics(g)})
+        records.append(rec)
+    return records
+
+
+def _model_summary(records: list[dict[str, Any]], model: str, n: int, seed: int) -> dict[str, Any]:
+    per_problem = [sum(s["correct"] for s in r[model]) / n for r in records]
+    counts = [sum(s["correct"] for s in r[model]) for r in records]
+    pass1 = sum(per_problem) / len(per_problem) if per_problem else None
+    lo, hi = accuracy_interval(per_problem, n, seed=seed)
+    cons = [majority_correct([s["key"] for s in r[model]], [s["correct"] for s in r[model]]) for r in records]
+    return {
+        "pass@1": None if pass1 is None else round(pass1, 4),
+        "pass@1_ci": [round(lo, 4), round(hi, 4)],
+        "pass@k": {str(k): round(v, 4) for k, v in pass_at_k_table(counts, n).items()},
+        "cons@n": round(sum(cons) / len(cons), 4) if cons else None,
+        "n_correct": sum(counts),
+        **summarize_diagnostics([s for r in records for s in r[model]]),
+    }
+
+
+def summarize_suite(suite: Suite, records: list[dict[str, Any]], settings: BenchmarkSettings) -> dict[str, Any]:
+    """The suite's block of ``evaluation_results.json["benchmarks"]``."""
+    n = settings.num_samples
+    out: dict[str, Any] = {"n_problems": len(records), "num_samples": n, "grader": suite.grader,
+                           "source": suite.source, "settings": settings.identity()}
+    for m in MODELS:
+        out[m] = _model_summary(records, m, n, settings.seed)
+    base = [sum(s["correct"] for s in r[BASE]) / n for r in records]
+    sft = [sum(s["correct"] for s in r[SFT]) / n for r in records]
+    test = paired_test(base, sft, n, seed=settings.seed)
+    out.update({"delta_pass@1": round(test.delta, 4), "delta_ci": [round(x, 4) for x in test.ci],
+                "p_value": round(test.p_value, 6), "test": test.test, "significant": test.significant})
+    return out
+
+
+def run_suite(engine: Engine, suite: Suite, settings: BenchmarkSettings, folder: Path, *, system: str | None = None,
+              should_cancel: Callable[[], bool] | None = None,
+              on_progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
+    """(summary block, per-problem records) for one suite, resuming from ``folder/NAME.jsonl``."""
+    header = {"suite": suite.name, "source": suite.source, "grader": suite.grader, "system": system,
+              "settings": settings.identity()}
+    store = ProblemLog(folder / f"{suite.name}.jsonl", header)
+    todo = [(i, p) for i, p in enumerate(suite.problems) if p.id not in store.records]
+    if store.records:
+        log.info("%s: %d of %d problems already answered; continuing", suite.name, len(store.records),
+                 len(suite.problems))
+    per_chunk = max(1, settings.chunk_rows // (2 * settings.num_samples))
+    for start in range(0, len(todo), per_chunk):
+        store.add(_answer_chunk(engine, suite, todo[start:start + per_chunk], settings, system, should_cancel))
+        done = [store.records[p.id] for p in suite.problems if p.id in store.records]
+        right = {m: sum(s["correct"] for r in done for s in r[m]) / (len(done) * settings.num_samples) for m in MODELS}
+        log.info("%s: %d/%d problems (pass@1 so far: base %.1f%%, sft %.1f%%)", suite.name, len(done),
+                 len(suite.problems), 100 * right[BASE], 100 * right[SFT])
+        if on_progress is not None:
+            on_progress(suite.name, len(done), len(suite.problems))
+    records = [store.records[p.id] for p in suite.problems]
+    return summarize_suite(suite, records, settings), records

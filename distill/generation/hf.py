@@ -1,0 +1,250 @@
+"""The in-process engine: transformers ``generate`` in batches, base and SFT rows side by side.
+
+- Rows are grouped by model and sorted by prompt length, so a batch wastes little on padding; with
+  a PEFT model, base and SFT rows share a batch (``adapter_names``: ``"__base__"`` = adapter off).
+- Each row samples on its own (:class:`_Rows`): temperature, top-p and a seeded generator per row,
+  so a seeded row gives the same text whatever rows share its batch, and requests with different
+  settings can share one batch (the service batches concurrent requests this way).
+- Budget forcing: a row whose thought reaches ``max_thinking_tokens`` gets ``\\n</think>\\n\\n``
+  forced, one token per step, and then answers.
+- Per-row stop strings, token limits and streaming of text deltas.
+
+Static batches beat transformers' continuous batching (``generate_batch``) on CPU
+(docs/benchmarks.md), so this engine uses ``generate``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+from distill.generation.engine import Generation, GenerationCancelled, EngineError, OnDelta, Prompt, Sampling
+from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN
+from distill.threads import ThreadTuner
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in adapter_names
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return sorted(i for i in ids if i is not None)
+
+
+def render(tokenizer: Any, prompt: Prompt) -> str:
+    if prompt.text is not None:
+        return prompt.text
+    if prompt.continue_final:
+        return tokenizer.apply_chat_template(list(prompt.messages), continue_final_message=True, tokenize=False)
+    return tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True, tokenize=False)
+
+
+class _Row:
+    """One row's state while it generates: its text so far (decoded incrementally), thought, limits."""
+
+    def __init__(self, tokenizer: Any, sampling: Sampling, prompt_tokens: int, starts_thinking: bool):
+        self.tok, self.s = tokenizer, sampling
+        self.prompt_tokens = prompt_tokens
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = self._read = 0
+        self.count = 0
+        self.done = False
+        self.finish = "length"
+        self.in_thought = starts_thinking
+        self.think_tokens = 0
+        self.forced = False
+        self.force_queue: list[int] = []
+        seed = sampling.seed if sampling.seed is not None else random.getrandbits(63)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _detok(self) -> str:
+        # Decode a short window, not the whole text: constant work per token (vLLM's approach).
+        prefix = self.tok.decode(self.ids[self._prefix:self._read], skip_special_tokens=True)
+        full = self.tok.decode(self.ids[self._prefix:], skip_special_tokens=True)
+        if len(full) > len(prefix) and not full.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self.ids)
+            return full[len(prefix):]
+        return ""
+
+    def push(self, token: int, stops: set[int]) -> str:
+        """Take the row's next token; returns the new text."""
+        self.count += 1
+        if token in stops:
+            self.done, self.finish = True, "stop"
+            return ""
+        self.ids.append(token)
+        delta = self._detok()
+        was_in = self.in_thought
+        if delta:
+            tail = self.text[-len(THINK_CLOSE):] + delta  # a tag may straddle two deltas
+            self.text += delta
+            if not self.in_thought and THINK_OPEN in tail and THINK_CLOSE not in tail.split(THINK_OPEN)[-1]:
+                self.in_thought = True
+            elif self.in_thought and THINK_CLOSE in tail:
+                self.in_thought = False
+            for s in self.s.stop:
+                at = self.text.find(s, max(0, len(self.text) - len(delta) - len(s)))
+                if at != -1:
+                    delta = delta[: max(0, len(delta) - (len(self.text) - at))]
+                    self.text, self.done, self.finish = self.text[:at], True, "stop"
+                    break
+        if was_in or self.in_thought:
+            self.think_tokens += 1
+        if not self.done and self.count >= self.s.max_new_tokens:
+            self.done = True
+        return delta
+
+    def choose(self, scores: torch.Tensor, forced_close: list[int]) -> int | None:
+        """The token this row must take next (forced or sampled), or None to let argmax pick (greedy)."""
+        budget = self.s.max_thinking_tokens
+        if not self.force_queue and self.in_thought and budget is not None and self.think_tokens >= budget:
+            self.force_queue, self.forced = list(forced_close), True
+        if self.force_queue:
+            return self.force_queue.pop(0)
+        if self.s.temperature <= 0:
+            return None
+        probs = torch.softmax(scores.float() / self.s.temperature, dim=-1)
+        if self.s.top_p < 1.0:
+            sorted_p, order = probs.sort(descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > self.s.top_p  # keep the smallest set reaching top_p
+            probs = probs.scatter(0, order, sorted_p.masked_fill(drop, 0.0))
+        return int(torch.multinomial(probs.cpu(), 1, generator=self.generator))
+
+
+class _Rows:
+    """The logits processor and stopping criteria of one batch: per-row sampling, forcing and stops."""
+
+    def __init__(self, rows: list[_Row], stops: list[int], forced_close: list[int], on_delta: OnDelta | None,
+                 indices: list[int], should_cancel: Callable[[], bool] | None, tuner: ThreadTuner | None):
+        self.rows, self.stops, self.forced_close = rows, set(stops), forced_close
+        self.on_delta, self.indices, self.should_cancel, self.tuner = on_delta, indices, should_cancel, tuner
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for i, row in enumerate(self.rows):
+            if row.done:
+                continue
+            token = row.choose(scores[i], self.forced_close)
+            if token is not None:
+                scores[i].fill_(float("-inf"))
+                scores[i, token] = 0.0
+        return scores
+
+    def criteria(self) -> Callable[..., torch.Tensor]:
+        def stop(input_ids: torch.Tensor, scores: Any = None, **_: Any) -> torch.Tensor:
+            if self.should_cancel is not None and self.should_cancel():
+                raise GenerationCancelled()
+            if self.tuner is not None:
+                self.tuner.end(1.0)
+                self.tuner.begin()
+            for i, token in enumerate(input_ids[:, -1].tolist()):
+                row = self.rows[i]
+                if not row.done:
+                    delta = row.push(token, self.stops)
+                    if delta and self.on_delta is not None:
+                        self.on_delta(self.indices[i], delta)
+            return torch.tensor([r.done for r in self.rows], device=input_ids.device)
+
+        return stop
+
+
+class HFEngine:
+    """Generation with in-process transformers models. ``targets`` maps a model name to
+    ``(model, adapter)``: adapter None for a plain model, or the PEFT adapter name
+    (``BASE_ADAPTER`` = the same weights with the adapter off)."""
+
+    name = "hf"
+
+    def __init__(self, tokenizer: Any, targets: dict[str, tuple[Any, str | None]] | None = None,
+                 batch_size: int = 64, tune_threads: bool = True):
+        self.tok = tokenizer
+        self.targets: dict[str, tuple[Any, str | None]] = dict(targets or {})
+        self.batch_size = max(1, batch_size)
+        self.tune_threads = tune_threads
+        self.stops = stop_token_ids(tokenizer)
+        self.forced_close = tokenizer.encode(FORCED_CLOSE, add_special_tokens=False)
+        self.lock = threading.RLock()
+
+    @classmethod
+    def for_pair(cls, sft: Any, tokenizer: Any, base: Any | None = None, adapter: str = "default",
+                 **kw: Any) -> HFEngine:
+        """A run's two models: one PEFT model (base = adapter off) or two separate models."""
+        if base is None:
+            return cls(tokenizer, {"base": (sft, BASE_ADAPTER), "sft": (sft, adapter)}, **kw)
+        return cls(tokenizer, {"base": (base, None), "sft": (sft, None)}, **kw)
+
+    def models(self) -> list[str]:
+        return list(self.targets)
+
+    def close(self) -> None:
+        self.targets.clear()
+
+    def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
+                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate") -> list[Generation]:
+        unknown = sorted({p.model for p in prompts} - set(self.targets))
+        if unknown:
+            raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
+        texts = [render(self.tok, p) for p in prompts]
+        lengths = [len(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
+        out: list[Generation | None] = [None] * len(prompts)
+        with self.lock:
+            batches = self._batches(prompts, lengths)
+            for idx in tqdm(batches, desc=desc, unit="batch", disable=len(batches) < 2):
+                if should_cancel is not None and should_cancel():
+                    raise GenerationCancelled()
+                gens = self._generate_batch([prompts[i] for i in idx], [texts[i] for i in idx],
+                                            [lengths[i] for i in idx], idx, on_delta, should_cancel)
+                for i, g in zip(idx, gens, strict=True):
+                    out[i] = g
+        return [g for g in out if g is not None]
+
+    def _batches(self, prompts: Sequence[Prompt], lengths: list[int]) -> list[list[int]]:
+        """Prompt indices per batch: one model per batch (a PEFT model serves all its adapters), by length."""
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(id(self.targets[p.model][0]), []).append(i)
+        batches = []
+        for idx in groups.values():
+            idx.sort(key=lambda i: lengths[i])
+            batches += [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
+        return batches
+
+    def _generate_batch(self, prompts: list[Prompt], texts: list[str], lengths: list[int], indices: list[int],
+                        on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None) -> list[Generation]:
+        model = self.targets[prompts[0].model][0]
+        adapters = [self.targets[p.model][1] for p in prompts]
+        device = next(model.parameters()).device
+        self.tok.padding_side = "left"
+        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        rows = [_Row(self.tok, p.sampling, n, t.rstrip().endswith(THINK_OPEN))
+                for p, t, n in zip(prompts, texts, lengths, strict=True)]
+        tuner = ThreadTuner.for_device(device) if self.tune_threads else None
+        ctl = _Rows(rows, self.stops, self.forced_close, on_delta, indices, should_cancel, tuner)
+        config = GenerationConfig(max_new_tokens=max(p.sampling.max_new_tokens for p in prompts), do_sample=False,
+                                  eos_token_id=self.stops, pad_token_id=self.tok.pad_token_id)
+        extra = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if any(adapters) else {}
+        was_training = model.training
+        model.eval()
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                model.generate(**enc, generation_config=config, logits_processor=LogitsProcessorList([ctl]),
+                               stopping_criteria=StoppingCriteriaList([ctl.criteria()]), **extra)
+        finally:
+            model.train(was_training)
+            if tuner is not None:
+                tuner.restore()
+        elapsed = time.perf_counter() - t0
+        total = max(sum(r.count for r in rows), 1)
+        return [Generation(text=r.text.strip(), new_tokens=r.count, finish_reason=r.finish,
+                           time_s=elapsed * r.count / total, prompt_tokens=r.prompt_tokens,
+                           think_tokens=r.think_tokens, forced=r.forced) for r in rows]

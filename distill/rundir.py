@@ -1,0 +1,99 @@
+"""The run folder: every path a run writes, in one place.
+
+```
+run_…/
+├── config.json               the resolved RunConfig
+├── final_model/              the SFT model: a LoRA adapter (+ tokenizer), or the full weights after full fine-tuning
+├── merged_model/             LoRA runs: base + adapter merged (AutoModelForCausalLM loads it alone)
+├── evaluation_results.json   summary, deltas, by_set, samples, benchmarks, benchmark_samples
+├── report.md
+├── benchmarks/NAME.jsonl     each suite's answers, problem by problem (a stopped job continues from them)
+├── distillation_pipeline.log
+├── metrics.jsonl             training curve points
+├── data_report.json
+├── timings.json
+├── checkpoints/              for --resume
+└── ddp/                      multi-process training's job files
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ADAPTER_FILE = "adapter_config.json"
+MODEL_FILE = "config.json"
+
+
+def model_kind(path: str | Path) -> str | None:
+    """'adapter' for a PEFT adapter folder, 'full' for a transformers model folder, else None."""
+    p = Path(path)
+    if (p / ADAPTER_FILE).is_file():
+        return "adapter"
+    if (p / MODEL_FILE).is_file():
+        return "full"
+    return None
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def final_model(self) -> Path:
+        return self.root / "final_model"
+
+    @property
+    def merged_model(self) -> Path:
+        return self.root / "merged_model"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation_results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def benchmarks(self) -> Path:
+        return self.root / "benchmarks"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "distillation_pipeline.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def data_report(self) -> Path:
+        return self.root / "data_report.json"
+
+    @property
+    def timings(self) -> Path:
+        return self.root / "timings.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def ddp(self) -> Path:
+        return self.root / "ddp"
+
+    def sft_model(self) -> Path | None:
+        """The trained model to serve or evaluate as "sft", when training has saved one."""
+        return self.final_model if model_kind(self.final_model) else None
+
+    def last_checkpoint_step(self) -> int | None:
+        steps = [int(m.group(1)) for p in (self.checkpoints.iterdir() if self.checkpoints.is_dir() else ())
+                 if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and p.is_dir() and any(p.iterdir())]
+        return max(steps) if steps else None
