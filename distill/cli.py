@@ -67,20 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_paths(config: RunConfig) -> None:
-    """Refuse unreadable local paths before any model loads."""
+    """Refuse unreadable local paths and unknown or unreadable suites before any model loads."""
+    from distill.evaluation.suites import HELDOUT, check_suite, parse_benchmarks
+
+    specs = parse_benchmarks(config.benchmarks) if config.mode != "train" else []
+    uses_dataset = config.mode != "evaluate" or any(s.name == HELDOUT and s.path is None for s in specs)
     ds = config.dataset
     looks_local = ds.startswith((".", "/", "~")) or Path(ds).suffix in {".jsonl", ".json", ".parquet"}
-    if not ds.startswith("builtin:") and looks_local and not Path(ds).expanduser().exists():
+    if uses_dataset and not ds.startswith("builtin:") and looks_local and not Path(ds).expanduser().exists():
         raise ConfigError(f"--dataset: file or folder not found: {ds}")
     if ds.startswith("builtin:") and ds != "builtin:reasoning":
         raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: builtin:reasoning")
     if config.sft_model_path and not Path(config.sft_model_path).is_dir():
         raise ConfigError(f"--sft_model_path: folder not found: {config.sft_model_path}")
-    if config.mode != "train":
-        from distill.evaluation.suites import check_suite, parse_benchmarks
-
-        for spec in parse_benchmarks(config.benchmarks):
-            check_suite(spec)
+    for spec in specs:
+        check_suite(spec)
 
 
 def _setup_logging() -> None:

@@ -103,6 +103,16 @@ def test_cli_fails_fast_with_one_line(argv, needle, capsys, distill_home):
     assert not any(distill_home.iterdir()), "nothing may be written before validation passes"
 
 
-def test_cli_unknown_mode_is_rejected_by_argparse():
+def test_cli_unknown_mode_is_one_line_not_the_usage():
     r = subprocess.run([sys.executable, "run_distillation_pipeline.py", "--mode", "bogus"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--mode" in r.stderr and "invalid choice" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: --mode: invalid choice: 'bogus'") and "usage" not in r.stderr
+
+
+def test_benchmarks_flag_takes_a_comma_list_and_sampling_defaults_follow_num_samples():
+    c = build_config(vars(build_parser().parse_args(["--benchmarks", "gsm8k, math500=/x.jsonl", "--num_samples", "4"])))
+    assert c.benchmarks == ["gsm8k", "math500=/x.jsonl"]
+    assert (c.sampling_temperature, c.sampling_top_p) == (0.6, 0.95)
+    greedy = build_config({})
+    assert (greedy.benchmarks, greedy.sampling_temperature, greedy.sampling_top_p) == (["heldout"], 0.0, 1.0)
+    assert build_config({"num_samples": 4, "temperature": 0.0}).sampling_temperature == 0.0

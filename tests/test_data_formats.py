@@ -218,12 +218,12 @@ def test_gsm8k_row():
     assert ex.reasoning == (
         "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May."
     )
-    assert (ex.answer, ex.ground_truth) == ("The answer is 72.", "72")
+    assert (ex.answer, ex.ground_truth) == ("The final answer is $\\boxed{72}$.", "72")
 
 
 def test_gsm8k_commas_and_bad_rows():
     ex = normalize_row({"question": "q", "answer": "10 * 100 = <<10*100=1000>>1000\n#### 1,000"})
-    assert (ex.reasoning, ex.answer, ex.ground_truth) == ("10 * 100 = 1000", "The answer is 1000.", "1000")
+    assert (ex.reasoning, ex.answer, ex.ground_truth) == ("10 * 100 = 1000", "The final answer is $\\boxed{1000}$.", "1000")
     assert reason_of({"question": "q", "answer": "no final line"}) == "missing_final_answer"
     assert reason_of({"question": "q", "answer": "step\n####  "}) == "empty_answer"
     assert reason_of({"question": "q", "answer": "#### 5"}) == "empty_reasoning"
@@ -241,7 +241,7 @@ def test_real_gsm8k_file_normalizes_with_numeric_ground_truth():
         ex = normalize_row(row)
         float(ex.ground_truth)  # raises if not numeric
         assert "<<" not in ex.reasoning and "####" not in ex.reasoning
-        assert ex.answer == f"The answer is {ex.ground_truth}."
+        assert ex.answer == f"The final answer is $\\boxed{{{ex.ground_truth}}}$."
     assert normalize_row(rows[0]).ground_truth == "72"
 
 

@@ -1,7 +1,10 @@
-"""Batched generation (left padding, rows sorted by length, base and SFT rows in one batch) answers
-exactly what one-prompt-at-a-time generation answers, greedy, on the tiny model."""
+"""The in-process engine: batched rows (base and SFT side by side) answer what one-prompt-at-a-time
+generation answers; per-row sampling is seeded and independent of the batch; stops, limits, streaming
+and the thinking budget work per row."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -9,9 +12,11 @@ import torch
 from distill.data.builtin import SYSTEM_PROMPT
 from distill.data.prepare import to_prompt_completion
 from distill.data.sources import load_examples
-from distill.evaluation.compare import EvalItem, ModelPair, generate_pair
-from distill.evaluation.generate import ThreadTuner, _length_to_stop, generate_responses, render_prompts, stop_token_ids
+from distill.generation.engine import EngineError, GenerationCancelled, Prompt, Sampling
+from distill.generation.hf import HFEngine, render, stop_token_ids
 from distill.models import load_model
+from distill.reasoning import THINK_CLOSE, split_response
+from distill.threads import ThreadTuner
 
 MAX_NEW = 10
 
@@ -40,38 +45,103 @@ def peft_model(tiny_model_path):
     return model.double().eval()
 
 
+@pytest.fixture(scope="module")
+def engine(peft_model, tiny_tokenizer) -> HFEngine:
+    return HFEngine.for_pair(peft_model, tiny_tokenizer, batch_size=6, tune_threads=False)
+
+
 def _one_at_a_time(model, tok, convs, base: bool) -> list[tuple[str, int]]:
     stops = stop_token_ids(tok)
     out = []
-    for text in render_prompts(tok, convs):
-        enc = tok(text, return_tensors="pt", add_special_tokens=False)
+    for conv in convs:
+        enc = tok(render(tok, Prompt(model="x", messages=conv)), return_tensors="pt", add_special_tokens=False)
         ctx = model.disable_adapter() if base else torch.no_grad()
         with ctx, torch.inference_mode():
             seq = model.generate(**enc, max_new_tokens=MAX_NEW, do_sample=False, eos_token_id=stops,
                                  pad_token_id=tok.pad_token_id, top_k=None)
         new = seq[0, enc["input_ids"].shape[1]:].tolist()
-        n = _length_to_stop(new, stops)
-        out.append((tok.decode(new[:n], skip_special_tokens=True).strip(), n))
+        n = next((k + 1 for k, t in enumerate(new) if t in stops), len(new))
+        out.append((tok.decode([t for t in new[:n] if t not in stops], skip_special_tokens=True).strip(), n))
     return out
 
 
-def test_batched_base_and_sft_match_one_at_a_time(peft_model, tiny_tokenizer, convs):
-    pair = ModelPair(sft=peft_model, gen_kwargs=dict(max_new_tokens=MAX_NEW, batch_size=6))
-    base, sft = generate_pair(pair, tiny_tokenizer, [EvalItem(messages=c) for c in convs])
+def _prompts(convs, models=("base", "sft"), **sampling) -> list[Prompt]:
+    s = Sampling(max_new_tokens=MAX_NEW, **sampling)
+    return [Prompt(model=m, messages=c, sampling=s) for c in convs for m in models]
+
+
+def test_batched_base_and_sft_match_one_at_a_time(engine, peft_model, tiny_tokenizer, convs):
+    gens = engine.generate(_prompts(convs))
     want_base = _one_at_a_time(peft_model, tiny_tokenizer, convs, base=True)
     want_sft = _one_at_a_time(peft_model, tiny_tokenizer, convs, base=False)
-    assert [(g.text, g.new_tokens) for g in base] == want_base
-    assert [(g.text, g.new_tokens) for g in sft] == want_sft
+    assert [(g.text, g.new_tokens) for g in gens[0::2]] == want_base
+    assert [(g.text, g.new_tokens) for g in gens[1::2]] == want_sft
     assert want_base != want_sft  # the adapter matters, so rows were not mixed up unnoticed
+    assert all(g.finish_reason in ("stop", "length") and g.prompt_tokens > 0 for g in gens)
+    assert all(g.finish_reason == "stop" for g in gens if g.new_tokens < MAX_NEW)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batch_size_and_thread_tuning_do_not_change_the_answers(peft_model, tiny_tokenizer, convs, batch_size):
-    ref = generate_responses(peft_model, tiny_tokenizer, convs, max_new_tokens=MAX_NEW, batch_size=len(convs),
-                             tune_threads=False)
-    got = generate_responses(peft_model, tiny_tokenizer, convs, max_new_tokens=MAX_NEW, batch_size=batch_size,
-                             tune_threads=True)
-    assert [(g.text, g.new_tokens) for g in got] == [(g.text, g.new_tokens) for g in ref]
+    ref = HFEngine.for_pair(peft_model, tiny_tokenizer, batch_size=len(convs) * 2, tune_threads=False)
+    got = HFEngine.for_pair(peft_model, tiny_tokenizer, batch_size=batch_size, tune_threads=True)
+    assert [(g.text, g.new_tokens) for g in got.generate(_prompts(convs))] == \
+        [(g.text, g.new_tokens) for g in ref.generate(_prompts(convs))]
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(engine, convs):
+    def sampled(seed: int) -> Prompt:
+        return Prompt(model="sft", messages=convs[0],
+                      sampling=Sampling(max_new_tokens=MAX_NEW, temperature=0.9, top_p=0.9, seed=seed))
+
+    alone = engine.generate([sampled(7)])[0].text
+    crowd = engine.generate([sampled(7), *_prompts(convs[1:4]), sampled(8)])
+    assert crowd[0].text == alone  # same seed, other rows around it: same text
+    assert crowd[-1].text != alone  # another seed: another sample
+    greedy = engine.generate(_prompts(convs[:1], models=("sft",)))[0].text
+    assert alone != greedy
+
+
+def test_per_row_limits_stops_and_streaming(engine, convs):
+    prompts = [Prompt(model="sft", messages=convs[0], sampling=Sampling(max_new_tokens=3)),
+               Prompt(model="base", messages=convs[0], sampling=Sampling(max_new_tokens=9))]
+    deltas: dict[int, str] = {0: "", 1: ""}
+    gens = engine.generate(prompts, on_delta=lambda i, d: deltas.__setitem__(i, deltas[i] + d))
+    assert gens[0].new_tokens <= 3 and gens[1].new_tokens <= 9
+    assert [deltas[0].strip(), deltas[1].strip()] == [gens[0].text, gens[1].text]
+    full = engine.generate([Prompt(model="sft", messages=convs[0], sampling=Sampling(max_new_tokens=MAX_NEW))])[0]
+    assert len(full.text) > 2, "needs some text to cut at"
+    stop = full.text[2:4]
+    cut = engine.generate([Prompt(model="sft", messages=convs[0],
+                                  sampling=Sampling(max_new_tokens=MAX_NEW, stop=(stop,)))])[0]
+    assert cut.finish_reason == "stop" and stop not in cut.text and full.text.startswith(cut.text)
+
+
+def test_thinking_budget_forces_the_thought_closed(engine, tiny_tokenizer, convs):
+    text = render(tiny_tokenizer, Prompt(model="sft", messages=convs[0])) + "<think>\n"  # the model starts thinking
+    free = engine.generate([Prompt(model="sft", text=text, sampling=Sampling(max_new_tokens=24))])[0]
+    assert THINK_CLOSE not in free.text and not free.forced and free.think_tokens == free.new_tokens
+    forced = engine.generate([Prompt(model="sft", text=text, sampling=Sampling(max_new_tokens=24,
+                                                                             max_thinking_tokens=5))])[0]
+    split = split_response("<think>" + forced.text)
+    assert forced.forced and split.closed, forced.text
+    assert len(tiny_tokenizer(split.thinking, add_special_tokens=False)["input_ids"]) <= 6
+    assert forced.new_tokens > 5 + 2  # it went on after the forced close: the answer part
+
+
+def test_unknown_model_and_cancel(engine, convs):
+    with pytest.raises(EngineError, match="unknown model 'nope'"):
+        engine.generate([Prompt(model="nope", messages=convs[0])])
+    with pytest.raises(GenerationCancelled):
+        engine.generate(_prompts(convs), should_cancel=lambda: True)
+
+
+def test_two_separate_models_answer_as_the_adapter_pair_does(engine, peft_model, tiny_tokenizer, tiny_model_path, convs):
+    merged = copy.deepcopy(peft_model).merge_and_unload()  # full weights: what a full fine-tune serves
+    plain = load_model(tiny_model_path).double().eval()
+    pair = HFEngine.for_pair(merged, tiny_tokenizer, base=plain, tune_threads=False)
+    want = [(g.text, g.new_tokens) for g in engine.generate(_prompts(convs[:3]))]
+    assert [(g.text, g.new_tokens) for g in pair.generate(_prompts(convs[:3]))] == want
 
 
 def test_thread_tuner_uses_the_count_its_probe_finds_fastest_and_probes_again_later(monkeypatch):
@@ -82,7 +152,7 @@ def test_thread_tuner_uses_the_count_its_probe_finds_fastest_and_probes_again_la
     costs = {4: 3.0, 2: 1.0, 1: 2.0}
     monkeypatch.setattr(tuner, "_probe_cost", lambda n: costs[n])
     now = [0.0]
-    monkeypatch.setattr("distill.evaluation.generate.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("distill.threads.time.monotonic", lambda: now[0])
     tuner.begin()
     tuner.end(1.0)
     assert tuner.current == 2 and tuner.n_probes == 1

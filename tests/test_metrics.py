@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from distill.evaluation.metrics import count_steps, length_factor, response_metrics, think_closed
+from distill.evaluation.grading import grade
+from distill.evaluation.metrics import count_steps, length_factor, think_closed
+from distill.evaluation.metrics import response_metrics as _response_metrics
+
+
+def response_metrics(response: str, generation_time_s: float, new_tokens: int, ground_truth: str | None) -> dict:
+    """Metrics with the answer graded by the real math grader (None without a ground truth)."""
+    g = grade(response, ground_truth, "math") if ground_truth and ground_truth.strip() else None
+    return _response_metrics(response, generation_time_s, new_tokens, g)
 
 SFT_RESPONSE = (
     "<think>\n"

@@ -8,7 +8,8 @@ import pytest
 
 from distill.cli import main
 from distill.config import build_config
-from distill.pipeline import PipelineHooks, RunCancelled, run_pipeline
+from distill.errors import RunCancelled
+from distill.pipeline import PipelineHooks, run_pipeline
 
 SEED_OUTPUTS = {
     "config.json", "final_model", "merged_model", "evaluation_results.json", "report.md",
@@ -42,8 +43,18 @@ def test_mode_all_writes_the_seed_structure(distill_home, tiny_run):
                     "generation_time_s", "tokens_per_s"} <= set(s[side])
             assert 0 < s[side]["new_tokens"] <= tiny_run["max_new_tokens"]
     assert results["deltas"]["accuracy"] == pytest.approx(results["summary"]["sft"]["accuracy"] - results["summary"]["base"]["accuracy"])
+    block = results["benchmarks"]["heldout"]
+    assert (block["n_problems"], block["num_samples"]) == (tiny_run["eval_samples"], 1)
+    for side in ("base", "sft"):
+        assert {"pass@1", "pass@1_ci", "pass@k", "cons@n", "truncated_pct", "think_closed_pct", "looping_pct",
+                "tokens_p50", "tokens_p95"} <= set(block[side])
+        lo, hi = block[side]["pass@1_ci"]
+        assert 0 <= lo <= block[side]["pass@1"] <= hi <= 1
+    assert {"delta_pass@1", "p_value", "significant"} <= set(block)
+    assert len(results["benchmark_samples"]["heldout"]) == tiny_run["eval_samples"]
+    assert (out / "benchmarks" / "heldout.jsonl").is_file()
     md = (out / "report.md").read_text()
-    assert "EVALUATION RESULTS SUMMARY" in md and "|" in md
+    assert "EVALUATION RESULTS SUMMARY" in md and "### heldout" in md and "significant" in md
     log = (out / "distillation_pipeline.log").read_text()
     assert "Stage: train" in log and "EVALUATION RESULTS SUMMARY" in log
 
@@ -112,3 +123,79 @@ def test_bad_dataset_file_fails_with_file_and_line(distill_home, tiny_run, capsy
     rc = main(["--model", "tiny-random", "--dataset", str(bad), "--output_dir", str(distill_home / "b")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 1 and err.startswith("error: ") and "bad.jsonl:1" in err
+
+
+def _math500_file(path, n: int = 5):
+    """Rows in MATH-500's own columns (as HuggingFaceH4/MATH-500 publishes them)."""
+    rows = [{"problem": f"What is {i} + {i}?", "solution": f"{i} + {i} = \\boxed{{{2 * i}}}",
+             "answer": str(2 * i), "unique_id": f"test/x/{i}.json", "subject": "Algebra", "level": 1}
+            for i in range(1, n + 1)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_mode_evaluate_with_benchmarks_needs_no_training_data(distill_home, tiny_run):
+    trained = run_pipeline(build_config({**tiny_run, "mode": "train"})).output_dir
+    data = _math500_file(distill_home / "math500.jsonl")
+    rc = main(["--mode", "evaluate", "--model", "tiny-random", "--sft_model_path", str(trained / "final_model"),
+               "--dataset", str(distill_home / "no-such-training-data.jsonl"),
+               "--benchmarks", f"math500={data}", "--benchmark_limit", "3", "--num_samples", "2",
+               "--no-general_prompts", "--max_new_tokens", "6", "--output_dir", str(distill_home / "eval")])
+    assert rc == 0
+    results = json.loads((distill_home / "eval" / "evaluation_results.json").read_text())
+    block = results["benchmarks"]["math500"]
+    assert (block["n_problems"], block["num_samples"], block["test"]) == (3, 2, "paired_bootstrap")
+    assert set(block["base"]["pass@k"]) == {"1", "2"} and block["settings"]["temperature"] == 0.6
+    records = results["benchmark_samples"]["math500"]
+    assert [r["id"] for r in records] == ["test/x/1.json", "test/x/2.json", "test/x/3.json"]
+    assert all(len(r["base"]) == len(r["sft"]) == 2 for r in records)
+    assert {"text", "extracted", "correct", "tokens", "truncated", "looping", "think_closed"} <= set(records[0]["sft"][0])
+
+
+def test_benchmark_answers_survive_a_cancel_and_are_reused(distill_home, tiny_run):
+    trained = run_pipeline(build_config({**tiny_run, "mode": "train"})).output_dir
+    data = _math500_file(distill_home / "m.jsonl", n=6)
+    cfg = build_config({"mode": "evaluate", "model": "tiny-random", "sft_model_path": str(trained / "final_model"),
+                        "benchmarks": f"math500={data}", "general_prompts": False, "max_new_tokens": 4,
+                        "eval_batch_size": 4, "output_dir": str(distill_home / "e")})
+    seen = {"n": 0}
+
+    def cancel_on_second_chunk(suite: str, done: int, total: int) -> None:
+        seen["n"] = done
+
+    with pytest.raises(RunCancelled):
+        run_pipeline(cfg, PipelineHooks(on_progress=cancel_on_second_chunk, should_cancel=lambda: seen["n"] >= 2))
+    kept = (distill_home / "e" / "benchmarks" / "math500.jsonl").read_text().splitlines()
+    assert len(kept) == 1 + 2  # header + the first chunk (2 problems x 2 models = 4 rows)
+    result = run_pipeline(cfg)
+    assert "2 of 6 problems already answered" in (distill_home / "e" / "distillation_pipeline.log").read_text()
+    records = result.evaluation["benchmark_samples"]["math500"]
+    assert [r["index"] for r in records] == list(range(6))
+    assert [json.loads(line) for line in kept[1:]] == records[:2]  # reused as stored, not answered again
+
+
+def test_too_small_dataset_for_the_heldout_split_is_one_line(distill_home, tiny_run, capsys):
+    rows = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(5)]
+    data = distill_home / "five.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    rc = main(["--model", "tiny-random", "--dataset", str(data), "--output_dir", str(distill_home / "s")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len([e for e in err if e.startswith("error:")]) == 1
+    assert "--eval_samples" in err[-1] and "5 usable rows" in err[-1] and "16" in err[-1]
+    assert not (distill_home / "s" / "final_model").exists() and not (distill_home / "s" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("nope", ["'nope'", "gsm8k", "grader"]),
+    ("math500=/no/such/file.jsonl", ["math500", "/no/such/file.jsonl"]),
+    ("mine={wrong}?problem=question&answer=target&grader=number", ["'mine'", "[q, a]", "question", "target"]),
+])
+def test_bad_suites_fail_before_anything_runs(distill_home, capsys, spec, needles):
+    wrong = distill_home / "wrong.jsonl"
+    wrong.write_text(json.dumps({"q": "1+1?", "a": "2"}) + "\n")
+    rc = main(["--model", "tiny-random", "--benchmarks", spec.format(wrong=wrong), "--output_dir", str(distill_home / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: ") and "\n" not in err
+    for needle in needles:
+        assert needle in err
+    assert not (distill_home / "x").exists()

@@ -95,10 +95,10 @@ EVALUATION RESULTS SUMMARY
    - Avg Generation Time: 5.33s
 
 📈 Improvement (SFT vs Base):
-   - Accuracy Delta: +6.2%
+   - Accuracy Delta: +6.2 pp
    - Reasoning Quality Delta: +0.020
-   - Reasoning % Delta: +10.0%
-   - Think Tags % Delta: +100.0%
+   - Reasoning % Delta: +10.0 pp
+   - Think Tags % Delta: +100.0 pp
    - Avg Steps Delta: +3.1
    - Avg Generation Time Delta: +1.20s"""
 
@@ -109,6 +109,31 @@ def test_format_summary_block_matches_seed_style() -> None:
         {"base": BASE_SUMMARY, "sft": SFT_SUMMARY}, d, "Qwen/Qwen2.5-0.5B", "./outputs/run/final_model"
     )
     assert block == EXPECTED_BLOCK
+
+
+BENCHMARK = {
+    "n_problems": 20, "num_samples": 1, "grader": "math", "source": "hub:openai/gsm8k",
+    "base": {"pass@1": 0.0, "pass@1_ci": [0.0, 0.1611], "pass@k": {"1": 0.0}, "cons@n": 0.0, "think_closed_pct": 0.0,
+             "truncated_pct": 5.0, "looping_pct": 0.0, "tokens_p50": 120.0, "tokens_p95": 250.0,
+             "think_tokens_mean": 0.0, "answer_tokens_mean": 121.0},
+    "sft": {"pass@1": 0.1, "pass@1_ci": [0.0279, 0.3010], "pass@k": {"1": 0.1}, "cons@n": 0.1, "think_closed_pct": 100.0,
+            "truncated_pct": 0.0, "looping_pct": 0.0, "tokens_p50": 60.0, "tokens_p95": 90.0,
+            "think_tokens_mean": 40.0, "answer_tokens_mean": 20.0},
+    "delta_pass@1": 0.1, "delta_ci": [0.0, 0.25], "p_value": 0.5, "test": "mcnemar_exact", "significant": False,
+}
+
+
+def test_summary_block_leads_with_benchmarks_and_says_when_a_delta_is_noise() -> None:
+    d = deltas(BASE_SUMMARY, SFT_SUMMARY)
+    test = {"test": "mcnemar_exact", "p_value": 0.5, "significant": False}
+    block = format_summary_block({"base": BASE_SUMMARY, "sft": SFT_SUMMARY}, d, "b", "s", {"gsm8k": BENCHMARK}, test)
+    assert block.splitlines()[3] == "🎯 Benchmarks (pass@1 with 95% interval; SFT − base with a paired test over problems):"
+    assert block.splitlines()[4] == ("   - gsm8k (20 problems x 1): base 0.0% [0.0, 16.1] → SFT 10.0% [2.8, 30.1]; "
+                                     "Δ +10.0 pp, p = 0.5 (exact McNemar): NOT significant (could be noise)")
+    assert "   - Accuracy Delta: +6.2 pp, p = 0.5 (exact McNemar): NOT significant (could be noise)" in block
+    md = render_report_md({**_results(), "benchmarks": {"gsm8k": BENCHMARK}, "accuracy_test": test}, "b", "s")
+    assert "### gsm8k" in md and "| pass@1 | 0.0% [0.0, 16.1] | 10.0% [2.8, 30.1] | +10.0 pp, p = 0.5" in md
+    assert "| % looping | 0.0% | 0.0% | +0.0 pp |" in md
 
 
 def test_format_summary_block_without_ground_truth() -> None:
@@ -151,8 +176,8 @@ def test_report_contains_summary_tables_and_responses() -> None:
     assert md.startswith("# Reasoning distillation: evaluation report\n")
     assert EXPECTED_BLOCK in md
     assert "| Metric | Base | SFT | Δ |" in md
-    assert "| Accuracy | 12.5% (2/16) | 18.8% (3/16) | +6.2% |" in md
-    assert "| Avg reasoning quality score | 0.260 | 0.280 | +0.020 |" in md
+    assert "| Accuracy | 12.5% (2/16) | 18.8% (3/16) | +6.2 pp |" in md
+    assert "| Reasoning quality score (shape heuristic) | 0.260 | 0.280 | +0.020 |" in md
     assert "| Avg generation time | 4.13s | 5.33s | +1.20s |" in md
     assert "| # | Prompt | Ground truth | Base answer | SFT answer |" in md
     # The pipe is escaped and the newline flattened, so the row keeps its 5 columns.
@@ -175,7 +200,7 @@ def test_report_without_optional_sections() -> None:
     del results["training"], results["data_report"], results["deltas"], results["by_set"]
     md = render_report_md(results, "b", "s")
     assert "## Training" not in md and "## Data" not in md and "## By prompt set" not in md
-    assert "| Accuracy | 12.5% (2/16) | 18.8% (3/16) | +6.2% |" in md  # deltas recomputed
+    assert "| Accuracy | 12.5% (2/16) | 18.8% (3/16) | +6.2 pp |" in md  # deltas recomputed
 
 
 @pytest.mark.parametrize(

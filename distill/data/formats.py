@@ -300,7 +300,7 @@ def _parse_gsm8k(row: Mapping[str, Any]) -> ReasoningExample:
     return ReasoningExample(
         prompt=prompt,
         reasoning=reasoning,
-        answer=f"The answer is {final}.",
+        answer=f"The final answer is $\\boxed{{{final}}}$.",
         ground_truth=final,
     )
 
