@@ -17,7 +17,7 @@ from backend.config import Settings, get_settings
 from backend.db import get_engine, session_factory
 from backend.deps import Services, require_token
 from backend.errors import install_handlers
-from backend.routes import artifacts, datasets, evaluation, generate, health, logs, metrics, models, runs
+from backend.routes import artifacts, benchmarks, datasets, evaluation, generate, health, logs, metrics, models, runs
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
 from backend.services.inference import InferenceService
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
-    for module in (runs, logs, metrics, evaluation, artifacts, generate, models, datasets):
+    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, models, datasets):
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)

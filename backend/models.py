@@ -92,10 +92,13 @@ class Run(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     train_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A benchmark job is a run of mode "evaluate" on another run's model: that run.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
 
     __table_args__ = (
         Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_output_dir", "output_dir"),
+        Index("ix_runs_parent_id", "parent_id"),
     )
 
 
@@ -130,6 +133,25 @@ class Evaluation(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     results: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BenchmarkResult(Base):
+    """One suite's result for a run's model: the summary block and every problem's answers."""
+
+    __tablename__ = "benchmark_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))  # whose model was measured
+    job_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))  # the run that measured it
+    suite: Mapped[str] = mapped_column(String(100))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    samples: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"records": [...]}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "suite", name="uq_benchmark_results_job_id_suite"),
+        Index("ix_benchmark_results_run_id", "run_id", "suite"),
+    )
 
 
 class Dataset(Base):

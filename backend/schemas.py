@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.models import Run
+from distill.config import RunConfig
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -35,6 +36,7 @@ class RunOut(BaseModel):
     summary: dict[str, Any] | None
     attempts: int = 0
     worker: str | None = None
+    parent_id: int | None = None  # set for a benchmark job: the run whose model it measures
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
@@ -44,6 +46,7 @@ class RunOut(BaseModel):
             eta_s=run.eta_s, cancel_requested=bool(run.cancel_requested), error=run.error, config=run.config,
             created_at=iso(run.created_at), started_at=iso(run.started_at), finished_at=iso(run.finished_at),
             output_dir=run.output_dir, summary=run.summary, attempts=run.attempts or 0, worker=run.worker,
+            parent_id=run.parent_id,
         )
 
 
@@ -93,6 +96,61 @@ class ArtifactItem(BaseModel):
 
 class ArtifactList(BaseModel):
     items: list[ArtifactItem]
+
+
+class BenchmarkRequest(BaseModel):
+    """A benchmark job on a finished run's base and SFT models; unset fields keep the run's own values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmarks: list[str] | str = Field(description=RunConfig.model_fields["benchmarks"].description)
+    benchmark_limit: int | None = Field(None, ge=1, le=1_000_000)
+    num_samples: int | None = Field(None, ge=1, le=256)
+    temperature: float | None = Field(None, ge=0.0, le=5.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_new_tokens: int | None = Field(None, gt=0, le=131_072)
+    max_thinking_tokens: int | None = Field(None, ge=1, le=131_072)
+    eval_batch_size: int | None = Field(None, gt=0, le=4096)
+    seed: int | None = None
+    name: str | None = Field(None, max_length=200)
+
+
+class BenchmarkResultOut(BaseModel):
+    id: int
+    run_id: int
+    job_id: int
+    suite: str
+    created_at: str | None
+    result: dict[str, Any]  # the suite's block of evaluation_results.json["benchmarks"]
+
+
+class BenchmarksOut(BaseModel):
+    run_id: int
+    results: list[BenchmarkResultOut]  # newest first
+    jobs: list[RunOut]  # benchmark jobs of this run, newest first
+
+
+class BenchmarkSamplesOut(BaseModel):
+    run_id: int
+    job_id: int
+    suite: str
+    result: dict[str, Any]
+    records: list[dict[str, Any]]  # per problem: id, prompt, gold, base/sft answers with extracted answer and grade
+
+
+class LeaderboardRow(BaseModel):
+    run_id: int
+    run_name: str | None
+    model: str | None
+    suite: str
+    job_id: int
+    created_at: str | None
+    result: dict[str, Any]
+
+
+class LeaderboardOut(BaseModel):
+    items: list[LeaderboardRow]
+    metrics: list[dict[str, Any]]  # the metric table (key, label, unit, scale, decimals, delta_unit, better)
 
 
 class GenerateRequest(BaseModel):

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import get_engine, session_factory
-from backend.models import Dataset, Evaluation, LogLine, MetricPoint, Run, Worker, utcnow
+from backend.models import BenchmarkResult, Dataset, Evaluation, LogLine, MetricPoint, Run, Worker, utcnow
 
 
 @dataclass
@@ -32,13 +32,23 @@ class Claim:
     next_log_seq: int
     next_metric_seq: int
     worker: str
+    parent_id: int | None = None
 
 
 def summary_of(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the run list shows: the per-model summaries, their deltas and each suite's block."""
     if not evaluation or "summary" not in evaluation:
         return None
     summary = evaluation["summary"]
-    return {"base": summary.get("base"), "sft": summary.get("sft"), "deltas": evaluation.get("deltas")}
+    return {"base": summary.get("base"), "sft": summary.get("sft"), "deltas": evaluation.get("deltas"),
+            "accuracy_test": evaluation.get("accuracy_test"), "benchmarks": evaluation.get("benchmarks") or {}}
+
+
+def _benchmark_rows(claim: Claim, evaluation: dict[str, Any], now: Any) -> list[BenchmarkResult]:
+    samples = evaluation.get("benchmark_samples") or {}
+    return [BenchmarkResult(run_id=claim.parent_id or claim.run_id, job_id=claim.run_id, suite=name, summary=block,
+                            samples={"records": samples.get(name, [])}, created_at=now)
+            for name, block in (evaluation.get("benchmarks") or {}).items()]
 
 
 class Store:
@@ -71,7 +81,7 @@ class Store:
             s.commit()
             return Claim(run_id=run_id, task_id=task_id, config=dict(run.config), output_dir=run.output_dir or "",
                          attempt=run.attempts, next_log_seq=log_seq + 1, next_metric_seq=metric_seq + 1,
-                         worker=worker)
+                         worker=worker, parent_id=run.parent_id)
 
     def dataset_path(self, ref: str) -> str:
         """A dataset reference as the core reads it (an upload's file path)."""
@@ -137,11 +147,15 @@ class Store:
                 s.rollback()
                 return False
             if evaluation is not None:
+                # Each problem's answers go to benchmark_results; the run's evaluation row stays small.
+                stored = {k: v for k, v in evaluation.items() if k != "benchmark_samples"}
                 existing = s.get(Evaluation, claim.run_id)
                 if existing is None:
-                    s.add(Evaluation(run_id=claim.run_id, results=evaluation, created_at=now))
+                    s.add(Evaluation(run_id=claim.run_id, results=stored, created_at=now))
                 else:
-                    existing.results, existing.created_at = evaluation, now
+                    existing.results, existing.created_at = stored, now
+                s.execute(delete(BenchmarkResult).where(BenchmarkResult.job_id == claim.run_id))
+                s.add_all(_benchmark_rows(claim, evaluation, now))
             s.commit()
             return True
 

@@ -43,7 +43,7 @@ class PipelineHooks:
     on_stage: Callable[[str], None] | None = None
     on_metrics: Callable[[dict], None] | None = None
     should_cancel: Callable[[], bool] | None = None
-    on_progress: Callable[[str, int, int], None] | None = None  # (suite, problems done, problems)
+    on_progress: Callable[[int, int], None] | None = None  # (problems answered, problems) over all suites
 
     def stage(self, name: str) -> None:
         log.info("Stage: %s", name)

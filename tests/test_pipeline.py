@@ -160,7 +160,8 @@ def test_benchmark_answers_survive_a_cancel_and_are_reused(distill_home, tiny_ru
                         "eval_batch_size": 4, "output_dir": str(distill_home / "e")})
     seen = {"n": 0}
 
-    def cancel_on_second_chunk(suite: str, done: int, total: int) -> None:
+    def cancel_on_second_chunk(done: int, total: int) -> None:
+        assert total == 6
         seen["n"] = done
 
     with pytest.raises(RunCancelled):

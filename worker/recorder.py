@@ -39,6 +39,7 @@ class RunRecorder:
     def __init__(self, store: Store, claim: Claim, *, epochs: float, flush_s: float = 0.25,
                  heartbeat_s: float = 2.0, stop_requested: Callable[[], bool] = lambda: False):
         self.store, self.claim, self.epochs = store, claim, max(float(epochs), 1e-9)
+        self.evaluate_only = claim.config.get("mode") == "evaluate"
         self.flush_s, self.heartbeat_s = flush_s, heartbeat_s
         self.stop_requested = stop_requested
         self._lock = threading.Lock()
@@ -65,7 +66,7 @@ class RunRecorder:
             self._fields["stage"] = stage
             if stage == "train":
                 self._fields["train_started_at"] = datetime.now(UTC)
-            if stage in ("evaluate", "save"):
+            if stage in ("evaluate", "save") and not self.evaluate_only:
                 self._fields["progress"], self._fields["eta_s"] = 1.0, None
 
     def on_metrics(self, point: dict[str, Any]) -> None:
@@ -84,6 +85,12 @@ class RunRecorder:
             self._metric_seq += 1
             if "loss" in clean:
                 self._fields["progress"], self._fields["eta_s"] = progress, eta
+
+    def on_progress(self, done: int, total: int) -> None:
+        """Evaluation progress; it is the run's progress when the run only evaluates (a benchmark job)."""
+        if self.evaluate_only and total:
+            with self._lock:
+                self._fields["progress"] = round(done / total, 4)
 
     def should_cancel(self) -> bool:
         return self.cancel_requested or self.lost or self.stop_requested()

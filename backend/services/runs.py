@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import Conflict, FieldError, NotFound
-from backend.schemas import RUN_FIELDS
+from backend.schemas import RUN_FIELDS, BenchmarkRequest
 from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, Run, utcnow
 from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
 from backend.services.paths import inside_home
 from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+from distill.rundir import RunDir, model_kind
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
@@ -90,6 +92,9 @@ def normalize_config(session: Session, settings: Settings, body: RunConfig) -> R
             raise FieldError("sft_model_path", f"folder not found: {config.sft_model_path}")
         changes["sft_model_path"] = str(path)
 
+    if config.mode != "train":
+        changes["benchmarks"] = normalize_benchmarks(settings, config.benchmarks)
+
     if config.output_dir:
         path = inside_home(settings.home, config.output_dir, "output_dir")
         if path == settings.home.resolve():
@@ -107,6 +112,32 @@ def normalize_config(session: Session, settings: Settings, body: RunConfig) -> R
     if changes:
         config = config.model_copy(update=changes)
     return config
+
+
+def normalize_benchmarks(settings: Settings, benchmarks: list[str]) -> list[str]:
+    """Suite files stay inside DISTILL_HOME (relative paths are relative to it) and must have their columns;
+    a hub suite needs the hub. FieldError on ``benchmarks`` otherwise."""
+    from distill.evaluation.suites import SuiteError, check_suite, format_spec, parse_benchmarks
+
+    out = []
+    try:
+        for spec in parse_benchmarks(benchmarks):
+            if spec.path is not None:
+                spec = replace(spec, path=str(inside_home(settings.home, spec.path, "benchmarks")))
+            check_suite(spec)
+            out.append(format_spec(spec))
+    except SuiteError as e:
+        raise FieldError("benchmarks", str(e)) from None
+    return out
+
+
+def sft_model_of(run: Run) -> Path | None:
+    """The model that answers as "sft" for a run: the one it trained, or the one it evaluated."""
+    cfg = run.config or {}
+    if cfg.get("mode") == "evaluate" and cfg.get("sft_model_path"):
+        path = Path(cfg["sft_model_path"])
+        return path if model_kind(path) else None
+    return RunDir(Path(run.output_dir)).sft_model() if run.output_dir else None
 
 
 class RunService:
@@ -131,6 +162,36 @@ class RunService:
                 s.commit()
                 self._send(s, run)
                 return run
+
+    def create_benchmark_job(self, run_id: int, body: BenchmarkRequest) -> Run:
+        """A run of mode "evaluate" on ``run_id``'s base and SFT models, in a folder inside that run's."""
+        with submit_lock:
+            with self.sessions() as s:
+                parent = self.get(s, run_id)
+                if parent.parent_id is not None:
+                    raise Conflict(f"run {run_id} is a benchmark job; benchmark its run {parent.parent_id} instead")
+                model = sft_model_of(parent)
+                if model is None:
+                    raise Conflict(f"run {run_id} has no trained model yet (status {parent.status})")
+                overrides = body.model_dump(exclude_unset=True, exclude={"name"})
+                values = {**parent.config, "mode": "evaluate", "sft_model_path": str(model), "resume": False,
+                          "preset": None, "output_dir": None, "name": body.name, "general_prompts": False, **overrides}
+                try:
+                    config = build_config(values)
+                except ConfigError as e:
+                    raise _config_error(e) from None
+                config = config.model_copy(update={"benchmarks": normalize_benchmarks(self.settings, config.benchmarks)})
+                job = Run(status="queued", config=config.to_json(), task_id=new_task_id(), created_at=utcnow(),
+                          progress=0.0, cancel_requested=False, attempts=0, parent_id=parent.id)
+                s.add(job)
+                s.flush()
+                out = Path(parent.output_dir or self.settings.runs_dir / f"run_{parent.id}") / "benchmark_jobs" / f"job_{job.id}"
+                config = config.model_copy(update={"output_dir": str(out),
+                                                   "name": config.name or f"run-{parent.id} benchmarks #{job.id}"})
+                job.config, job.name, job.output_dir = config.to_json(), config.name, config.output_dir
+                s.commit()
+                self._send(s, job)
+                return job
 
     def _send(self, s: Session, run: Run) -> None:
         if self.dispatcher.send(run.id, run.config.get("mode", "all"), run.task_id or ""):
@@ -159,15 +220,6 @@ class RunService:
         rows = list(s.execute(q.order_by(Run.id.desc()).limit(limit).offset(offset)))
         return rows, int(s.scalar(count) or 0)
 
-    def list(self, s: Session, status: str | None, limit: int, offset: int) -> tuple[list[Run], int]:
-        q = select(Run)
-        count = select(func.count()).select_from(Run)
-        if status:
-            q = q.where(Run.status == status)
-            count = count.where(Run.status == status)
-        runs = list(s.scalars(q.order_by(Run.id.desc()).limit(limit).offset(offset)))
-        return runs, int(s.scalar(count) or 0)
-
     # --- change ------------------------------------------------------------------------------
     def cancel(self, run_id: int) -> Run:
         with self.sessions() as s:
@@ -190,12 +242,15 @@ class RunService:
                 run = self.get(s, run_id)
                 if run.status not in ("failed", "cancelled"):
                     raise Conflict(f"run {run_id} is {run.status}; only a failed or cancelled run can be resumed")
-                step = last_checkpoint_step(run.output_dir)
-                if step is None:
-                    raise Conflict(f"run {run_id} has no checkpoint to resume from")
-                config = dict(run.config, resume=True)
-                # Training restarts from the checkpoint: points logged after it are superseded.
-                s.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step > step))
+                if run.config.get("mode") == "evaluate":
+                    config = dict(run.config)  # answers already given are kept in the run folder and reused
+                else:
+                    step = RunDir(Path(run.output_dir or "")).last_checkpoint_step()
+                    if step is None:
+                        raise Conflict(f"run {run_id} has no checkpoint to resume from")
+                    config = dict(run.config, resume=True)
+                    # Training restarts from the checkpoint: points logged after it are superseded.
+                    s.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step > step))
                 s.execute(delete(Evaluation).where(Evaluation.run_id == run_id))
                 run.config, run.status, run.task_id = config, "queued", new_task_id()
                 run.cancel_requested, run.error, run.finished_at, run.dispatched_at = False, None, None, None
@@ -208,6 +263,9 @@ class RunService:
         with self.sessions() as s:
             run = self.get(s, run_id)
             out = run.output_dir
+            busy = s.scalar(select(Run.id).where(Run.parent_id == run_id, Run.status == "running").limit(1))
+            if busy is not None:
+                raise Conflict(f"run {run_id} has a running benchmark job ({busy}); cancel it first")
             # Conditional: a worker claiming the run at this moment either wins (409) or finds nothing.
             res = s.execute(delete(Run).where(Run.id == run_id, Run.status != "running"))
             if res.rowcount != 1:
@@ -223,19 +281,6 @@ class RunService:
 
 # Table columns (not ORM attributes: no ORM loading), in the order of schemas.RUN_FIELDS.
 RUN_COLUMNS = tuple(Run.__table__.c[name] for name in RUN_FIELDS)
-
-
-def last_checkpoint_step(output_dir: str | None) -> int | None:
-    if not output_dir:
-        return None
-    ckpts = Path(output_dir) / "checkpoints"
-    steps = []
-    if ckpts.is_dir():
-        for p in ckpts.iterdir():
-            m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-            if m and p.is_dir() and any(p.iterdir()):
-                steps.append(int(m.group(1)))
-    return max(steps) if steps else None
 
 
 def log_lines(s: Session, run_id: int, after: int, limit: int) -> list[LogLine]:

@@ -43,14 +43,21 @@ def legacy_samples(suite: Suite, records: Sequence[dict[str, Any]], system: str 
 
 def evaluate(engine: Engine, suites: Sequence[Suite], settings: BenchmarkSettings, folder: Path, *,
              system: str | None = None, should_cancel: Callable[[], bool] | None = None,
-             on_progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """The ``evaluation_results.json`` structure for ``suites`` (answers kept in ``folder`` as they come)."""
+             on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The ``evaluation_results.json`` structure for ``suites`` (answers kept in ``folder`` as they come);
+    ``on_progress(problems done, problems)`` over all suites."""
     benchmarks: dict[str, Any] = {}
     per_problem: dict[str, list[dict[str, Any]]] = {}
     samples: list[dict[str, Any]] = []
+    total, offset = sum(len(s.problems) for s in suites), 0
     for suite in suites:
+        def progress(_: str, done: int, __: int, offset: int = offset) -> None:
+            if on_progress is not None:
+                on_progress(offset + done, total)
+
         block, records = run_suite(engine, suite, settings, folder, system=system, should_cancel=should_cancel,
-                                   on_progress=on_progress)
+                                   on_progress=progress)
+        offset += len(suite.problems)
         benchmarks[suite.name], per_problem[suite.name] = block, records
         samples += legacy_samples(suite, records, system)
     summary = {m: summarize([s[m] for s in samples]) for m in MODELS}

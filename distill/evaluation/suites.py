@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from distill.data.schema import DataFormatError
 from distill.errors import UserError
@@ -104,6 +104,12 @@ def parse_benchmarks(value: str | Sequence[str] | None) -> list[SuiteSpec]:
             raise SuiteError(f"benchmark {spec.name!r} is given twice; give each benchmark once")
         specs.append(spec)
     return specs
+
+
+def format_spec(spec: SuiteSpec) -> str:
+    """The spec as ``parse_benchmarks`` reads it back."""
+    options = urlencode({k: v for k in ("problem", "answer", "grader") if (v := getattr(spec, k)) is not None})
+    return spec.name + (f"={spec.path}" if spec.path else "") + (f"?{options}" if options else "")
 
 
 def _parse_item(item: str) -> SuiteSpec:

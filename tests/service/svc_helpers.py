@@ -253,15 +253,15 @@ class LiveServer:
 # --- workers ------------------------------------------------------------------------------------
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path, name: str | None = None):
-        self.settings, self.log_path = settings, log_path
+    def __init__(self, settings: Settings, log_path: Path, name: str | None = None, args: tuple[str, ...] = ()):
+        self.settings, self.log_path, self.args = settings, log_path, args
         self.name = name or f"test-{uuid.uuid4().hex[:6]}@localhost"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> "WorkerProcess":
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "distill.cli", "worker", "--name", self.name, "--loglevel", "INFO"],
+            [sys.executable, "-m", "distill.cli", "worker", "--name", self.name, "--loglevel", "INFO", *self.args],
             cwd=ROOT, env=settings_env(self.settings), stdout=self._log, stderr=subprocess.STDOUT,
         )
 

@@ -11,7 +11,8 @@ from sqlalchemy.pool import NullPool
 from backend.db import alembic_config, downgrade, upgrade
 from backend.models import Base
 
-TABLES = {"runs", "log_lines", "metric_points", "evaluations", "datasets", "workers", "service_meta"}
+TABLES = {"runs", "log_lines", "metric_points", "evaluations", "datasets", "workers", "service_meta",
+          "benchmark_results"}
 
 
 def _tables(url: str) -> set[str]:
