@@ -7,6 +7,7 @@ migrations before it serves, and tests do the same.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
 
@@ -17,10 +18,11 @@ from backend.config import Settings, get_settings
 from backend.db import get_engine, session_factory
 from backend.deps import Services, require_token
 from backend.errors import install_handlers
-from backend.routes import artifacts, benchmarks, datasets, evaluation, generate, health, logs, metrics, models, runs
+from backend.routes import (artifacts, benchmarks, datasets, evaluation, generate, health, logs, metrics, models,
+                            openai_api, runs)
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
-from backend.services.inference import InferenceService
+from backend.services.serving import ModelServer
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
 from backend.store import Store
@@ -38,7 +40,8 @@ def build_services(settings: Settings) -> Services:
         settings=settings, store=store, sessions=sessions, dispatcher=dispatcher,
         runs=RunService(settings, sessions, dispatcher),
         datasets=DatasetService(settings, sessions),
-        inference=InferenceService(max_adapters=settings.max_adapters),
+        serving=ModelServer(max_adapters=settings.max_adapters, max_batch_rows=settings.max_batch_rows,
+                            max_pending=settings.max_pending_rows),
         maintenance=MaintenanceLoop(settings, store, dispatcher),
     )
 
@@ -51,10 +54,13 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     async def lifespan(app: FastAPI):  # noqa: ANN202
         if maintenance:
             svc.maintenance.start()
+        if settings.preload_model:  # so that the first prompt does not wait for the weights
+            threading.Thread(target=svc.serving.preload, args=(settings.preload_model,), daemon=True).start()
         try:
             yield
         finally:
             svc.maintenance.stop()
+            svc.serving.close()
 
     app = FastAPI(
         title="Distill studio run service",
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)
+    app.include_router(openai_api.router, dependencies=[Depends(require_token)])
     return app
 
 

@@ -43,7 +43,10 @@ class Settings:
     heartbeat_s: float = 2.0  # worker -> database heartbeat of a running run
     worker_lost_s: float = 30.0  # a running run without heartbeat for this long is failed "worker lost"
     maintenance_s: float = 2.0  # API background loop: reap lost runs, re-dispatch unsent ones
-    max_adapters: int = 4  # inference service: LoRA adapters kept attached (LRU)
+    max_adapters: int = 4  # serving: LoRA adapters kept attached (LRU)
+    max_batch_rows: int = 32  # serving: rows of concurrent requests generated together
+    max_pending_rows: int = 64  # serving: rows waiting beyond this are refused with 429
+    preload_model: str | None = None  # serving: base model loaded at start (distill serve: the embedded one)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -104,6 +107,9 @@ class Settings:
             worker_lost_s=_float(env, "DISTILL_WORKER_LOST_S", 30.0),
             maintenance_s=_float(env, "DISTILL_MAINTENANCE_S", 2.0),
             max_adapters=int(_float(env, "DISTILL_MAX_ADAPTERS", 4)),
+            max_batch_rows=int(_float(env, "DISTILL_MAX_BATCH_ROWS", 32)),
+            max_pending_rows=int(_float(env, "DISTILL_MAX_PENDING_ROWS", 64)),
+            preload_model=env.get("DISTILL_PRELOAD_MODEL") or None,
         )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.config import Settings
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
-from backend.services.inference import InferenceService
+from backend.services.serving import ModelServer
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
 from backend.store import Store
@@ -27,7 +27,7 @@ class Services:
     dispatcher: Dispatcher
     runs: RunService
     datasets: DatasetService
-    inference: InferenceService
+    serving: ModelServer
     maintenance: MaintenanceLoop
 
 

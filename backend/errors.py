@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 
 class ApiError(Exception):
@@ -34,24 +37,74 @@ class Unavailable(ApiError):
 
 
 class FieldError(ApiError):
-    """A request field that cannot be accepted: 422 naming the field, like FastAPI's own validation."""
+    """Request fields that cannot be accepted: 422 naming each, in the shape of FastAPI's own validation."""
 
     status_code = 422
 
-    def __init__(self, field: str, msg: str, where: str = "body", type_: str = "value_error"):
+    def __init__(self, field: str, msg: str, where: str = "body", type_: str = "value_error",
+                 more: list[tuple[str, str]] | None = None):
         super().__init__(f"{field}: {msg}")
+        self.issues = [(field, msg), *(more or [])]
         self.field, self.msg, self.where, self.type = field, msg, where, type_
 
+    @classmethod
+    def of(cls, issues: list[tuple[str, str]]) -> "FieldError":
+        (field, msg), *more = issues
+        return cls(field, msg, more=more)
+
     def payload(self) -> dict:
-        loc = [self.where] + ([self.field] if self.field else [])
-        return {"detail": [{"loc": loc, "msg": self.msg, "type": self.type}]}
+        return {"detail": [{"loc": [self.where] + ([f] if f else []), "msg": m, "type": self.type}
+                           for f, m in self.issues]}
+
+
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "invalid_request_error", 409: "invalid_request_error", 422: "invalid_request_error",
+                 429: "rate_limit_error"}
+
+
+def _openai_path(request: Request) -> bool:
+    return request.url.path == "/v1" or request.url.path.startswith("/v1/")
+
+
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    """OpenAI's error shape, which its clients parse: ``{"error": {"message", "type", "param", "code"}}``."""
+    body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param,
+                      "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _retry_after(exc: ApiError) -> dict[str, str] | None:
+    return {"Retry-After": str(getattr(exc, "retry_after_s", 1))} if exc.status_code in (429, 503) else None
 
 
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(FieldError)
-    async def _field_error(_: Request, exc: FieldError) -> JSONResponse:
+    async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
+        if _openai_path(request):
+            return openai_error(400, exc.detail, param=exc.field)
         return JSONResponse(exc.payload(), status_code=422)
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if _openai_path(request):
+            code = "model_not_found" if isinstance(exc, NotFound) and "model" in exc.detail else None
+            return openai_error(exc.status_code, exc.detail, param="model" if code else None, code=code,
+                                headers=_retry_after(exc))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=_retry_after(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if not _openai_path(request):
+            return await request_validation_exception_handler(request, exc)
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(x) for x in first.get("loc", []) if x != "body"]
+        return openai_error(400, f"{'.'.join(loc) or 'body'}: {first.get('msg', 'invalid request')}",
+                            param=loc[0] if loc else None)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if not _openai_path(request):
+            return await http_exception_handler(request, exc)
+        code = "invalid_api_key" if exc.status_code == 401 else None
+        return openai_error(exc.status_code, str(exc.detail), code=code, headers=getattr(exc, "headers", None))

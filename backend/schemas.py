@@ -112,6 +112,11 @@ class BenchmarkRequest(BaseModel):
     max_thinking_tokens: int | None = Field(None, ge=1, le=131_072)
     eval_batch_size: int | None = Field(None, gt=0, le=4096)
     seed: int | None = None
+    engine: Literal["hf", "openai"] | None = Field(None, description="Default: a worker's engine that serves the run, else hf")
+    engine_url: str | None = None
+    engine_base_model: str | None = None
+    engine_sft_model: str | None = None
+    engine_concurrency: int | None = Field(None, ge=1, le=1024)
     name: str | None = Field(None, max_length=200)
 
 
@@ -215,6 +220,7 @@ class WorkerOut(BaseModel):
     name: str
     gpus: list[str]
     last_seen: str | None = None
+    engine: dict[str, Any] | None = None  # the OpenAI-compatible server it serves models through: {"url", "kind"}
 
 
 class HealthOut(BaseModel):
@@ -223,3 +229,4 @@ class HealthOut(BaseModel):
     broker: str
     workers: list[WorkerOut]
     version: str
+    serving: dict[str, list[str]] = {}  # base model -> the model ids loaded in the API process

@@ -20,7 +20,7 @@ from distill.presets import PRESETS
 
 GROUP_TITLES = {
     "run": "run", "model": "model", "data": "data", "training": "training",
-    "lora": "LoRA", "kl": "KL regularization", "evaluation": "evaluation",
+    "lora": "LoRA", "kl": "KL regularization", "evaluation": "evaluation", "engine": "generation engine",
 }
 
 

@@ -30,7 +30,17 @@ def _f(default: Any, group: str, help: str, *, seed: Any = None, **kw: Any) -> A
 
 
 class ConfigError(UserError, ValueError):
-    """A bad run configuration; the message is one line naming the field."""
+    """A bad run configuration. ``issues`` lists (field, message) pairs, every bad field once; the
+    message is one line naming them (``--epochs: must be greater than 0 (got 0)``)."""
+
+    def __init__(self, message: str, issues: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.issues = issues if issues is not None else _issues_of(message)
+
+
+def _issues_of(message: str) -> list[tuple[str, str]]:
+    field, sep, msg = message.partition(": ")
+    return [(field.removeprefix("--"), msg)] if sep and field.startswith("--") else [("", message)]
 
 
 class RunConfig(BaseModel):
@@ -123,6 +133,18 @@ class RunConfig(BaseModel):
     temperature: float | None = _f(None, "evaluation", "Sampling temperature; default 0 (greedy) with --num_samples 1, else 0.6", ge=0.0, le=5.0)
     top_p: float | None = _f(None, "evaluation", "Nucleus sampling top-p; default 1 with --num_samples 1, else 0.95", gt=0.0, le=1.0)
 
+    # --- engine ---
+    engine: Literal["hf", "openai"] = _f(
+        "hf", "engine",
+        "What generates the answers: hf (transformers in this process) or openai (an OpenAI-compatible server at "
+        "--engine_url: vLLM, SGLang, transformers serve, llama.cpp, or this service's /v1; no local weights needed)",
+    )
+    engine_url: str | None = _f(None, "engine", "The server's base URL, e.g. http://127.0.0.1:8000/v1 (engine openai); "
+                                "its API key is read from DISTILL_ENGINE_API_KEY")
+    engine_base_model: str | None = _f(None, "engine", "The server's name for the base model (default: --model)")
+    engine_sft_model: str | None = _f(None, "engine", "The server's name for the fine-tuned model (e.g. a vLLM --lora-modules name, or run-N)")
+    engine_concurrency: int = _f(8, "engine", "Requests in flight at once (engine openai)", ge=1, le=1024)
+
     @field_validator("model", "dataset")
     @classmethod
     def _not_blank(cls, v: str) -> str:
@@ -161,8 +183,14 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _mode_needs(self) -> "RunConfig":
-        if self.mode == "evaluate" and not self.sft_model_path:
-            raise ValueError("--mode evaluate needs --sft_model_path (an adapter or merged model folder)")
+        if self.engine == "openai":
+            if not self.engine_url:
+                raise ValueError("--engine openai needs --engine_url (the server's base URL, e.g. http://HOST:8000/v1)")
+            if self.mode != "train" and not self.engine_sft_model:
+                raise ValueError("--engine openai needs --engine_sft_model (the server's name for the fine-tuned model)")
+        elif self.mode == "evaluate" and not self.sft_model_path:
+            raise ValueError("--mode evaluate needs --sft_model_path (an adapter or merged model folder), "
+                             "or --engine openai with --engine_sft_model")
         return self
 
     # --- helpers ---
@@ -193,16 +221,21 @@ def field_groups() -> dict[str, list[str]]:
     return groups
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem, naming the flag: ``--epochs: must be greater than 0 (got 0)``."""
-    parts = []
+def validation_error(err: ValidationError) -> ConfigError:
+    """Pydantic's errors as a ConfigError: every (field, message), and one line naming the flags."""
+    issues, parts = [], []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"])
+        loc = str(e["loc"][0]) if e["loc"] else ""
         msg = e["msg"].removeprefix("Value error, ")
-        flag = f"--{loc}" if loc else "config"
-        got = f" (got {e['input']!r})" if loc and "input" in e and not isinstance(e["input"], dict) else ""
-        parts.append(f"{flag}: {msg}{got}")
-    return "; ".join(parts)
+        if not loc:  # a model-level rule names its flag in the message ("--mode evaluate needs --sft_model_path")
+            flags = [w.removeprefix("--") for w in msg.split() if w.startswith("--")]
+            loc = flags[-1] if flags else ""
+            parts.append(msg)
+        else:
+            got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+            parts.append(f"--{loc}: {msg}{got}")
+        issues.append((loc, msg))
+    return ConfigError("; ".join(parts), issues)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -239,4 +272,4 @@ def build_config(overrides: dict[str, Any] | None = None, config_file: str | Pat
     try:
         return RunConfig(**merged)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e)) from None
+        raise validation_error(e) from None

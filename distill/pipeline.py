@@ -20,7 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from distill.config import ConfigError, RunConfig
-from distill.data.builtin import SYSTEM_PROMPT
+from distill.data.builtin import default_system
 from distill.data.prepare import data_report, ensure_chat_template, split_train_val, to_prompt_completion
 from distill.data.schema import ReasoningExample
 from distill.data.sources import load_examples
@@ -74,8 +74,7 @@ def resolve_output_dir(config: RunConfig) -> Path:
 
 
 def system_prompt(config: RunConfig) -> str | None:
-    """The system prompt the run's model was trained with (the built-in data has one)."""
-    return SYSTEM_PROMPT if config.dataset.startswith("builtin:") else None
+    return default_system(config.dataset)
 
 
 def load_splits(config: RunConfig, hold_out: bool) -> tuple[list[ReasoningExample], Any, list[ReasoningExample]]:
@@ -182,17 +181,20 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     training = config.mode in ("all", "train")
     evaluating = config.mode in ("all", "evaluate")
 
+    remote = config.engine == "openai"
     hooks.stage("load")
-    model_path = ensure_local_model(config.model)
-    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    ensure_chat_template(tokenizer)
+    model_path = tokenizer = None
+    if training or not remote:  # a remote engine needs no local weights to evaluate
+        model_path = ensure_local_model(config.model)
+        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+        ensure_chat_template(tokenizer)
     hooks.check_cancel()
 
     hooks.stage("data")
     wants_heldout = evaluating and any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(config.benchmarks))
     train_examples, stats, held_out = load_splits(config, wants_heldout) if training or wants_heldout else ([], None, [])
     suites = load_suites(config, held_out) if evaluating else []
-    engine = None
+    engine = remote_engine(config) if evaluating and remote else None
     if training:
         train_rows, val_rows, report = prepare_rows(config, tokenizer, train_examples, stats)
         run.data_report.write_text(json.dumps(report, indent=2))
@@ -219,7 +221,7 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
             raise RunCancelled(f"cancelled at step {outcome.global_step}; checkpoint saved")
         if outcome.model is not None:  # else rank 0 of the training processes saved it
             save_model(outcome.model, tokenizer, run.final_model)
-            if evaluating:
+            if evaluating and engine is None:
                 engine = trained_engine(config, outcome.model, tokenizer, model_path)
 
     if evaluating:
@@ -235,6 +237,8 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         except GenerationCancelled:
             raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
         result.timings["evaluate_s"] = time.perf_counter() - t0
+        if remote:
+            sft_path = f"{config.engine_sft_model} at {config.engine_url}"
         results["models"] = {"base": config.model, "sft": sft_path}
         if result.data_report:
             results["data_report"] = result.data_report
@@ -248,7 +252,7 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         hooks.stage("save")
         from peft import PeftModel
 
-        trained = engine.targets["sft"][0] if engine is not None and hasattr(engine, "targets") else None
+        trained = engine.targets["sft"][0] if engine is not None and engine.name == "hf" else None
         if not isinstance(trained, PeftModel):
             trained = PeftModel.from_pretrained(load_model(model_path), str(run.final_model))
         save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
@@ -257,6 +261,17 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     run.timings.write_text(json.dumps(result.timings, indent=2))
     log.info("Done in %.1f s: %s", result.timings["total_s"], run.root)
     return result
+
+
+def remote_engine(config: RunConfig) -> Any:
+    """An OpenAI-compatible server, checked now (reachable, key accepted, both models served)."""
+    from distill.generation.remote import OpenAIEngine
+
+    engine = OpenAIEngine(str(config.engine_url), {"base": config.engine_base_model or config.model,
+                                                   "sft": str(config.engine_sft_model)},
+                          concurrency=config.engine_concurrency)
+    engine.check()
+    return engine
 
 
 def trained_engine(config: RunConfig, model: Any, tokenizer: Any, model_path: str) -> Any:

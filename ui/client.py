@@ -2,22 +2,21 @@
 
 The dashboard talks to the service only through this client, so everything the dashboard does
 a script can do too. Every failure (refused connection, timeout, 4xx/5xx) becomes an
-:class:`ApiError` whose ``str()`` is one readable line; 422 validation errors also carry
-``field_errors`` (field name -> message) so the form can show them next to the field.
+:class:`ApiCallError` whose ``str()`` is one readable line; 422 validation errors also carry
+``field_errors`` (field name -> message, every bad field) so a form can mark each field.
 
-Streaming endpoints (logs, generation) are Server-Sent Events, parsed here (no extra
-dependency) for both the sync and the async client.
+Streaming endpoints (logs, generation) are Server-Sent Events, read with ``httpx-sse`` in both
+the sync and the async client.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, TypedDict
 
 import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT = 10.0
@@ -42,7 +41,9 @@ class Run(TypedDict, total=False):
     started_at: str | None
     finished_at: str | None
     output_dir: str | None
+    # base/sft/deltas (older per-model metrics), accuracy_test, benchmarks {suite: SuiteResult}
     summary: dict[str, Any] | None
+    parent_id: int | None  # set for a benchmark job: the run whose models it measures
 
 
 class RunPage(TypedDict):
@@ -85,9 +86,98 @@ class GenSide(TypedDict, total=False):
     time_s: float
 
 
+class MetricDefinition(TypedDict):
+    key: str
+    label: str
+    unit: str  # "%", "s" or ""
+    scale: float  # value * scale is shown
+    decimals: int
+    delta_unit: str  # "pp" for percentages: a signed difference uses it instead of unit
+    better: int  # +1 higher is better, -1 lower is better, 0 neither
+
+
+class SuiteResult(TypedDict, total=False):
+    """One suite's block: base and SFT pass@1 with interval, diagnostics, the paired test."""
+
+    n_problems: int
+    num_samples: int
+    grader: str
+    source: str
+    settings: dict[str, Any]
+    base: dict[str, Any]  # pass@1, pass@1_ci, pass@k, cons@n, n_correct, tokens_p50, ..., *_pct
+    sft: dict[str, Any]
+    # "delta_pass@1", "delta_ci" are keys too (not identifiers)
+    p_value: float | None
+    test: str
+    significant: bool
+
+
+class BenchmarkResult(TypedDict):
+    id: int
+    run_id: int
+    job_id: int  # == run_id for the run's own evaluation
+    suite: str
+    created_at: str | None
+    result: SuiteResult
+
+
+class RunBenchmarks(TypedDict):
+    run_id: int
+    results: list[BenchmarkResult]  # newest first
+    jobs: list[Run]
+
+
+class Sample(TypedDict, total=False):
+    text: str
+    extracted: str | None
+    key: str | None
+    correct: bool
+    tokens: int
+    time_s: float
+    think_tokens: int
+    finish_reason: str
+    truncated: bool
+    think_closed: bool
+    looping: bool
+    forced: bool
+
+
+class ProblemRecord(TypedDict, total=False):
+    id: str
+    index: int
+    prompt: str
+    system: str | None
+    gold: str
+    base: list[Sample]
+    sft: list[Sample]
+
+
+class SuiteSamples(TypedDict):
+    run_id: int
+    job_id: int
+    suite: str
+    result: SuiteResult
+    records: list[ProblemRecord]
+
+
+class LeaderboardRow(TypedDict):
+    run_id: int
+    run_name: str | None
+    model: str | None
+    suite: str
+    job_id: int
+    created_at: str | None
+    result: SuiteResult
+
+
+class Leaderboard(TypedDict):
+    items: list[LeaderboardRow]
+    metrics: list[MetricDefinition]
+
+
 # --------------------------------------------------------------------------- errors
 
-class ApiError(Exception):
+class ApiCallError(Exception):
     """One readable line; ``status`` is the HTTP status (None: no answer at all)."""
 
     def __init__(self, message: str, status: int | None = None, field_errors: dict[str, str] | None = None) -> None:
@@ -103,41 +193,28 @@ def one_line(text: Any, limit: int = MAX_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-_FLAG_PREFIX = re.compile(r"^--?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+)$")
-
-
 def _field_errors_from_detail(detail: Any) -> tuple[str, dict[str, str]]:
-    """(summary line, field -> message) from a FastAPI 422 ``detail`` or a one-line ``--field: msg``."""
+    """(summary line, field -> message) from a 422 ``detail``: a list naming every bad field."""
+    if not isinstance(detail, list):
+        return str(detail), {}
     fields: dict[str, str] = {}
     parts: list[str] = []
-    if isinstance(detail, list):
-        for item in detail:
-            if not isinstance(item, dict):
-                parts.append(str(item))
-                continue
-            loc = [str(x) for x in item.get("loc", []) if x not in ("body", "query", "path")]
-            msg = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-            name = loc[0] if loc else ""
-            if name:
-                fields.setdefault(name, msg)
-                parts.append(f"{'.'.join(loc)}: {msg}")
-            else:
-                parts.append(msg)
-                # A model-level message naming the flag ("--mode evaluate needs --sft_model_path ...").
-                m = re.search(r"--([a-z_]+)", msg)
-                if m:
-                    fields.setdefault(m.group(1), msg)
-        return "; ".join(parts) or "invalid request", fields
-    text = str(detail)
-    for piece in text.split("; "):
-        m = _FLAG_PREFIX.match(piece.strip())
-        if m:
-            fields.setdefault(m.group(1), m.group(2))
-    return text, fields
+    for item in detail:
+        if not isinstance(item, dict):
+            parts.append(str(item))
+            continue
+        loc = [str(x) for x in item.get("loc", []) if x not in ("body", "query", "path")]
+        msg = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        if loc and loc[0]:
+            fields.setdefault(loc[0], msg)
+            parts.append(f"{'.'.join(loc)}: {msg}")
+        else:
+            parts.append(msg)
+    return "; ".join(parts) or "invalid request", fields
 
 
-def error_from_response(resp: httpx.Response, what: str = "") -> ApiError:
-    """An :class:`ApiError` for a non-2xx answer, using the API's ``{"detail": ...}``."""
+def error_from_response(resp: httpx.Response, what: str = "") -> ApiCallError:
+    """An :class:`ApiCallError` for a non-2xx answer, using the API's ``{"detail": ...}``."""
     status = resp.status_code
     try:
         body = resp.json()
@@ -149,95 +226,35 @@ def error_from_response(resp: httpx.Response, what: str = "") -> ApiError:
         detail = text if text and not text.lstrip().startswith("<") else resp.reason_phrase
     prefix = f"{what}: " if what else ""
     if status == 401:
-        return ApiError(
+        return ApiCallError(
             f"{prefix}the API refused the request (401 unauthorized): it needs a token. "
             "Set DISTILL_API_TOKEN for the dashboard (and log in with it).", status)
     if status == 403:
-        return ApiError(f"{prefix}forbidden (403): {one_line(detail)}", status)
+        return ApiCallError(f"{prefix}forbidden (403): {one_line(detail)}", status)
     if status == 422:
         summary, fields = _field_errors_from_detail(detail)
-        return ApiError(f"{prefix}invalid: {summary}", status, fields)
+        return ApiCallError(f"{prefix}invalid: {summary}", status, fields)
     if status == 413:
-        return ApiError(f"{prefix}too large (413): {one_line(detail)}", status)
+        return ApiCallError(f"{prefix}too large (413): {one_line(detail)}", status)
     if status >= 500:
-        return ApiError(f"{prefix}the API failed ({status}): {one_line(detail)}", status)
-    return ApiError(f"{prefix}{one_line(detail)} ({status})", status)
+        return ApiCallError(f"{prefix}the API failed ({status}): {one_line(detail)}", status)
+    return ApiCallError(f"{prefix}{one_line(detail)} ({status})", status)
 
 
-def error_from_exception(exc: Exception, base_url: str, what: str = "") -> ApiError:
+def error_from_exception(exc: Exception, base_url: str, what: str = "") -> ApiCallError:
     prefix = f"{what}: " if what else ""
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiCallError):
         return exc
     if isinstance(exc, httpx.ConnectError):
-        return ApiError(f"{prefix}cannot reach the API at {base_url} (connection refused): is the server running? "
-                        "Retrying automatically.")
+        return ApiCallError(f"{prefix}cannot reach the API at {base_url} (connection refused): is the server running? "
+                            "Retrying automatically.")
     if isinstance(exc, httpx.TimeoutException):
-        return ApiError(f"{prefix}the API at {base_url} did not answer in time ({type(exc).__name__}).")
+        return ApiCallError(f"{prefix}the API at {base_url} did not answer in time ({type(exc).__name__}).")
     if isinstance(exc, httpx.RemoteProtocolError):
-        return ApiError(f"{prefix}the connection to the API at {base_url} was cut (the server may be restarting).")
+        return ApiCallError(f"{prefix}the connection to the API at {base_url} was cut (the server may be restarting).")
     if isinstance(exc, httpx.HTTPError):
-        return ApiError(f"{prefix}HTTP error talking to {base_url}: {one_line(exc) or type(exc).__name__}")
-    return ApiError(f"{prefix}{type(exc).__name__}: {one_line(exc)}")
-
-
-# --------------------------------------------------------------------------- SSE
-
-@dataclass
-class SSEEvent:
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.data) if self.data else None
-
-
-@dataclass
-class SSEParser:
-    """Incremental Server-Sent Events parser (WHATWG rules): feed lines, get events."""
-
-    _event: str = ""
-    _data: list[str] = field(default_factory=list)
-    _id: str | None = None
-    _retry: int | None = None
-    last_event_id: str | None = None
-
-    def feed(self, line: str) -> SSEEvent | None:
-        line = line.rstrip("\r\n")
-        if line == "":
-            if not self._data and not self._event:
-                self._id = None
-                return None
-            ev = SSEEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
-            self._event, self._data, self._retry = "", [], None
-            self._id = None
-            return ev
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-                self.last_event_id = value
-        elif name == "retry":
-            if value.isdigit():
-                self._retry = int(value)
-        return None
-
-
-def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
-    """Events from an iterable of text lines (a trailing event without a blank line is dropped, per spec)."""
-    parser = SSEParser()
-    for line in lines:
-        ev = parser.feed(line)
-        if ev is not None:
-            yield ev
+        return ApiCallError(f"{prefix}HTTP error talking to {base_url}: {one_line(exc) or type(exc).__name__}")
+    return ApiCallError(f"{prefix}{type(exc).__name__}: {one_line(exc)}")
 
 
 # --------------------------------------------------------------------------- clients
@@ -269,7 +286,7 @@ class _Base:
 
 
 class ApiClient(_Base):
-    """Synchronous client; one short-lived connection pool per instance (thread-safe)."""
+    """Synchronous client (one ``httpx.Client``, connection pooling, thread-safe)."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -302,8 +319,8 @@ class ApiClient(_Base):
         try:
             return resp.json()
         except ValueError:
-            raise ApiError(f"{what + ': ' if what else ''}the API answered something that is not JSON "
-                           f"({resp.headers.get('content-type', '?')})", resp.status_code) from None
+            raise ApiCallError(f"{what + ': ' if what else ''}the API answered something that is not JSON "
+                               f"({resp.headers.get('content-type', '?')})", resp.status_code) from None
 
     # -- service
     def health(self) -> dict[str, Any]:
@@ -314,6 +331,13 @@ class ApiClient(_Base):
 
     def config_schema(self) -> dict[str, Any]:
         return self._json("GET", "/config/schema", "config schema")
+
+    def resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The final configuration (defaults < preset < fields); 422 names every bad field."""
+        return self._json("POST", "/config/resolve", "resolve config", json=config)
+
+    def metric_definitions(self) -> list[MetricDefinition]:
+        return list(self._json("GET", "/metric-definitions", "metric definitions") or [])
 
     # -- runs
     def create_run(self, config: dict[str, Any], name: str | None = None) -> Run:
@@ -350,7 +374,7 @@ class ApiClient(_Base):
         """The evaluation results, or None while there are none yet (404)."""
         try:
             return self._json("GET", f"/runs/{int(run_id)}/evaluation", f"evaluation of run {run_id}")
-        except ApiError as e:
+        except ApiCallError as e:
             if e.status == 404:
                 return None
             raise
@@ -370,11 +394,33 @@ class ApiClient(_Base):
                 with open(dest, "wb") as f:
                     for chunk in resp.iter_bytes(1 << 20):
                         f.write(chunk)
-        except ApiError:
+        except ApiCallError:
             raise
         except Exception as e:  # noqa: BLE001
             raise error_from_exception(e, self.base_url, what) from None
         return dest
+
+    # -- benchmarks
+    def create_benchmark_job(self, run_id: int, benchmarks: str | list[str], **settings: Any) -> Run:
+        """Queue a benchmark job on the run's base and SFT models (202); unset settings keep the run's own.
+
+        ``settings``: benchmark_limit, num_samples, temperature, top_p, max_new_tokens, max_thinking_tokens,
+        eval_batch_size, seed, name. 409: the run has no trained model yet, or is itself a job."""
+        body = {"benchmarks": benchmarks, **_clean_params(settings)}
+        return self._json("POST", f"/runs/{int(run_id)}/benchmarks", f"benchmark run {run_id}", json=body)
+
+    def run_benchmarks(self, run_id: int) -> RunBenchmarks:
+        return self._json("GET", f"/runs/{int(run_id)}/benchmarks", f"benchmarks of run {run_id}")
+
+    def benchmark_samples(self, run_id: int, suite: str, job_id: int | None = None) -> SuiteSamples:
+        """Every problem of one suite with base and SFT answers (the newest result, or ``job_id``'s)."""
+        from urllib.parse import quote
+
+        return self._json("GET", f"/runs/{int(run_id)}/benchmarks/{quote(suite, safe='')}", f"{suite} of run {run_id}",
+                          params=_clean_params({"job_id": job_id}), timeout=httpx.Timeout(self.timeout, read=60))
+
+    def leaderboard(self) -> Leaderboard:
+        return self._json("GET", "/benchmarks", "leaderboard")
 
     # -- datasets
     def list_datasets(self) -> list[Dataset]:
@@ -400,27 +446,25 @@ class ApiClient(_Base):
 
     # -- streams (sync)
     def stream_events(self, method: str, path: str, what: str = "", last_event_id: str | None = None,
-                      read_timeout: float | None = 60.0, **kw: Any) -> Iterator[SSEEvent]:
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = str(last_event_id)
+                      read_timeout: float | None = 60.0, **kw: Any) -> Iterator[ServerSentEvent]:
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
         try:
-            with self._http.stream(method, self.url(path), headers=headers,
-                                   timeout=httpx.Timeout(self.timeout, read=read_timeout), **kw) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise error_from_response(resp, what)
-                yield from iter_sse(resp.iter_lines())
-        except ApiError:
+            with connect_sse(self._http, method, self.url(path), headers=headers,
+                             timeout=httpx.Timeout(self.timeout, read=read_timeout), **kw) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise error_from_response(source.response, what)
+                yield from source.iter_sse()
+        except ApiCallError:
             raise
         except Exception as e:  # noqa: BLE001
             raise error_from_exception(e, self.base_url, what) from None
 
-    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> Iterator[SSEEvent]:
+    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> Iterator[ServerSentEvent]:
         return self.stream_events("GET", f"/runs/{int(run_id)}/logs/stream", f"log stream of run {run_id}",
                                   last_event_id=last_event_id)
 
-    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> Iterator[SSEEvent]:
+    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> Iterator[ServerSentEvent]:
         body = _clean_params({"run_id": run_id, "prompt": prompt, **settings})
         return self.stream_events("POST", "/generate/stream", "generate", json=body, read_timeout=600)
 
@@ -434,31 +478,28 @@ class AsyncApiClient(_Base):
         self._transport = transport
 
     async def stream_events(self, method: str, path: str, what: str = "", last_event_id: str | None = None,
-                            read_timeout: float | None = 60.0, **kw: Any) -> AsyncIterator[SSEEvent]:
-        headers = dict(self.headers, Accept="text/event-stream")
+                            read_timeout: float | None = 60.0, **kw: Any) -> AsyncIterator[ServerSentEvent]:
+        headers = dict(self.headers)
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=read_timeout),
                                          transport=self._transport) as http:
-                async with http.stream(method, self.url(path), headers=headers, **kw) as resp:
-                    if resp.status_code >= 400:
-                        await resp.aread()
-                        raise error_from_response(resp, what)
-                    parser = SSEParser()
-                    async for line in resp.aiter_lines():
-                        ev = parser.feed(line)
-                        if ev is not None:
-                            yield ev
-        except ApiError:
+                async with aconnect_sse(http, method, self.url(path), headers=headers, **kw) as source:
+                    if source.response.status_code >= 400:
+                        await source.response.aread()
+                        raise error_from_response(source.response, what)
+                    async for ev in source.aiter_sse():
+                        yield ev
+        except ApiCallError:
             raise
         except Exception as e:  # noqa: BLE001
             raise error_from_exception(e, self.base_url, what) from None
 
-    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> AsyncIterator[SSEEvent]:
+    def stream_logs(self, run_id: int, last_event_id: str | None = None) -> AsyncIterator[ServerSentEvent]:
         return self.stream_events("GET", f"/runs/{int(run_id)}/logs/stream", f"log stream of run {run_id}",
                                   last_event_id=last_event_id)
 
-    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> AsyncIterator[SSEEvent]:
+    def generate_stream(self, run_id: int, prompt: str, **settings: Any) -> AsyncIterator[ServerSentEvent]:
         body = _clean_params({"run_id": run_id, "prompt": prompt, **settings})
         return self.stream_events("POST", "/generate/stream", "generate", json=body, read_timeout=600)

@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="Worker name (default distill-gpuN@host or distill@host)")
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--no-migrate", action="store_true", help="Do not apply the database migrations on start")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="vllm: start a vLLM server on this worker's GPUs serving --engine-base and every finished "
+                        "LoRA run on it; the API routes the Playground and new benchmark jobs there")
+    p.add_argument("--engine-base", default=None, help="With --engine vllm: the base model to serve (default: the embedded one)")
+    p.add_argument("--engine-port", type=int, default=8100, help="With --engine vllm: the vLLM server's port")
+    p.add_argument("--engine-url", default=None,
+                   help="Advertise an OpenAI-compatible server that already serves the runs' models (base model id "
+                        "and run-N), e.g. another distill service's /v1; the API routes generation there")
     return p
 
 
@@ -55,7 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     from worker.celery_app import app
 
     store = tasks.get_store()
-    info = {"visible": gpus}
+    info: dict = {"visible": gpus}
+    vllm_server = None
+    if args.engine == "vllm":
+        from distill.config import EMBEDDED_MODEL
+        from worker.serving import VLLMServer
+
+        vllm_server = VLLMServer(store, args.engine_base or EMBEDDED_MODEL, args.engine_port)
+        vllm_server.start()
+        info["engine"] = {"url": vllm_server.url, "kind": "vllm", "base": vllm_server.base}
+    elif args.engine_url:
+        info["engine"] = {"url": args.engine_url.rstrip("/"), "kind": "openai"}
     stop = threading.Event()
 
     def beat() -> None:
@@ -69,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     def _ready(**_: object) -> None:
         store.worker_started(name, info)
         threading.Thread(target=beat, name="distill-worker-beat", daemon=True).start()
-        print(f"distill worker {name} ready (queues {args.queues}, GPUs {gpus or 'none'})", flush=True)
+        engine = info.get("engine")
+        print(f"distill worker {name} ready (queues {args.queues}, GPUs {gpus or 'none'}"
+              f"{', engine ' + engine['url'] if engine else ''})", flush=True)
 
     @signals.worker_shutting_down.connect(weak=False)
     def _shutting_down(**_: object) -> None:
@@ -78,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     @signals.worker_shutdown.connect(weak=False)
     def _shutdown(**_: object) -> None:
         stop.set()
+        if vllm_server is not None:
+            vllm_server.close()
         try:
             store.worker_seen(name, info, state="offline")
         except Exception:  # noqa: BLE001

@@ -1,40 +1,110 @@
-"""/generate: base and SFT answers of a run's models to one prompt; /generate/stream as SSE."""
+"""/generate: base and SFT answers of a run's models to one prompt, side by side; /generate/stream as SSE.
+
+Both answers come from one batch (the run's adapter on and off), in the API process, or from the engine a
+worker advertises (``backend.services.catalog``).
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, JSONServerSentEvent
 
 from backend.deps import Services, services
-from backend.routes.sse import SSE_HEADERS, sse
+from backend.errors import Conflict, Unavailable
 from backend.schemas import GenerateOut, GenerateRequest
-from backend.services.inference import target_for
+from backend.services.catalog import base_of, engine_for, served_for
+from distill.data.builtin import default_system
+from distill.generation.engine import EngineError, Generation, Prompt, Sampling
 
 router = APIRouter(prefix="/generate", tags=["generate"])
+SIDES = ("base", "sft")
 
 
-def _run(svc: Services, run_id: int):  # noqa: ANN202
+def _plan(svc: Services, req: GenerateRequest) -> tuple[list[Prompt], Any, dict | None]:
+    """(the two prompts, the run's two served models, a worker's engine or None)."""
     with svc.sessions() as s:
-        run = svc.runs.get(s, run_id)
-        s.expunge(run)
-    target_for(run)  # 409 when the run has no model yet
-    return run
+        run = svc.runs.get(s, req.run_id)
+        sft = served_for(run)
+        if sft is None or run.parent_id is not None:
+            raise Conflict(f"run {run.id} has no trained model yet (status {run.status})")
+        engine = engine_for(s, run)
+        base = base_of(run)
+        system = req.system if req.system is not None else default_system(str((run.config or {}).get("dataset", "")))
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": req.prompt}]
+    sampling = Sampling(max_new_tokens=req.max_new_tokens, temperature=req.temperature, top_p=req.top_p)
+    prompts = [Prompt(model=t.id, messages=messages, sampling=sampling) for t in (base, sft)]
+    return prompts, (base, sft), engine
+
+
+def _events(svc: Services, req: GenerateRequest) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("base"|"sft", {"delta"}) as the text comes, then ("done", per side tokens and time)."""
+    prompts, targets, engine = _plan(svc, req)
+    if engine is None:
+        for item in svc.serving.stream(prompts, list(targets)):
+            if isinstance(item, list):
+                yield "done", _sides(item)
+            else:
+                yield SIDES[item[0]], {"delta": item[1]}
+        return
+    yield from _remote(engine, prompts, targets)
+
+
+def _remote(engine: dict, prompts: list[Prompt], targets: tuple) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The same, from a worker's OpenAI-compatible engine (names: the base model's id and run-N)."""
+    from distill.generation.remote import OpenAIEngine
+
+    remote = OpenAIEngine(engine["url"], {"base": targets[0].base, "sft": targets[1].id})
+    events: queue.Queue = queue.Queue()
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            gens = remote.generate([Prompt(model=side, messages=p.messages, sampling=p.sampling)
+                                    for side, p in zip(SIDES, prompts, strict=True)],
+                                   on_delta=lambda i, d: events.put((SIDES[i], {"delta": d})))
+            out["done"] = _sides(gens)
+        except EngineError as e:
+            out["error"] = str(e)
+        finally:
+            events.put(None)
+
+    threading.Thread(target=work, name="generate-remote", daemon=True).start()
+    while (item := events.get()) is not None:
+        yield item
+    if "error" in out:
+        raise Unavailable(out["error"])
+    yield "done", out["done"]
+
+
+def _sides(gens: list[Generation]) -> dict[str, Any]:
+    return {side: {"text": g.text, "new_tokens": g.new_tokens, "time_s": round(g.time_s, 4)}
+            for side, g in zip(SIDES, gens, strict=True)}
 
 
 @router.post("", response_model=GenerateOut)
 def generate(req: GenerateRequest, svc: Services = Depends(services)) -> GenerateOut:
-    run = _run(svc, req.run_id)
-    return GenerateOut(**svc.inference.generate(run, req))
+    done = [data for event, data in _events(svc, req) if event == "done"]
+    return GenerateOut(**done[-1])
 
 
-@router.post("/stream", response_class=StreamingResponse,
-             summary="SSE: event base / sft with {delta}; then event done with tokens and times")
-async def generate_stream(req: GenerateRequest, svc: Services = Depends(services)) -> StreamingResponse:
-    run = await run_in_threadpool(_run, svc, req.run_id)
+@router.post("/stream", summary="SSE: event base / sft with {delta}; then event done with tokens and times")
+async def generate_stream(req: GenerateRequest, svc: Services = Depends(services)) -> EventSourceResponse:
+    await run_in_threadpool(_plan, svc, req)  # a run without a model fails before the stream starts
 
-    def events():  # noqa: ANN202 - a sync generator: Starlette iterates it in a worker thread
-        for event, data in svc.inference.stream(run, req):
-            yield sse(event, data)
+    def events() -> Iterator[JSONServerSentEvent]:
+        try:
+            for event, data in _events(svc, req):
+                if event == "done":
+                    data = {k: {"new_tokens": v["new_tokens"], "time_s": v["time_s"]} for k, v in data.items()}
+                yield JSONServerSentEvent(data, event=event)
+        except Exception as e:  # noqa: BLE001 - reported to the client as an event
+            detail = getattr(e, "detail", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+            yield JSONServerSentEvent({"detail": detail}, event="error")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -34,12 +34,13 @@ def health(svc: Services = Depends(services)) -> JSONResponse:
             for w in s.scalars(select(Worker).where(Worker.last_seen >= cutoff, Worker.state == "online")
                                .order_by(Worker.name)):
                 gpus = (w.gpus or {}).get("visible") or []
-                workers.append({"name": w.name, "gpus": list(gpus), "last_seen": iso(w.last_seen)})
+                workers.append({"name": w.name, "gpus": list(gpus), "last_seen": iso(w.last_seen),
+                                "engine": (w.gpus or {}).get("engine")})
         database = "ok"
     except Exception as e:  # noqa: BLE001
         database = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     broker = svc.dispatcher.health()
     ok = database == "ok" and broker == "ok"
     body = HealthOut(status="ok" if ok else "degraded", database=database, broker=broker,
-                     workers=workers, version=_version())
+                     workers=workers, version=_version(), serving=svc.serving.loaded())
     return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)

@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 
 from backend.schemas import ModelsOut
-from distill.config import EMBEDDED_MODEL, RunConfig
+from backend.errors import FieldError
+from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+from distill.evaluation.summary import metric_catalog
 from distill.presets import PRESETS
 
 router = APIRouter(tags=["models"])
@@ -37,6 +39,21 @@ def models() -> ModelsOut:
         cached=_cached_models(),
         presets={name: {"description": p["description"], "config": p["config"]} for name, p in PRESETS.items()},
     )
+
+
+@router.post("/config/resolve", summary="The final RunConfig for a partial one: defaults < preset < fields; 422 "
+             "names every bad field")
+def resolve_config(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+    try:
+        return build_config(body).to_json()
+    except ConfigError as e:
+        raise FieldError.of(e.issues) from None
+
+
+@router.get("/metric-definitions", summary="How each metric is labelled and shown: key, label, unit, scale, decimals, "
+            "delta_unit (pp for percentages), better (+1 higher is better, -1 lower, 0 neither)")
+def metric_definitions() -> list[dict[str, Any]]:
+    return metric_catalog()
 
 
 @router.get("/config/schema", summary="RunConfig's JSON schema; each property has group, description, default")

@@ -18,22 +18,18 @@ from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, 
 from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
 from backend.services.paths import inside_home
 from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
-from distill.rundir import RunDir, model_kind
+from backend.services.catalog import engine_for, sft_model_of
+from distill.rundir import RunDir
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
 BUILTIN_DATASETS = ("builtin:reasoning",)
 UPLOAD_PREFIX = "upload:"
-_FLAG = re.compile(r"^--([A-Za-z_][\w.]*): (.*)$")
 
 
 def _config_error(e: ConfigError) -> FieldError:
-    """ConfigError's one line (``--field: reason``) as a 422 naming the field."""
-    first = str(e).split("; ")[0]
-    m = _FLAG.match(first)
-    if m:
-        return FieldError(m.group(1), m.group(2))
-    return FieldError("", str(e))
+    """A 422 naming every bad field."""
+    return FieldError.of(e.issues)
 
 
 def _looks_local(value: str) -> bool:
@@ -131,15 +127,6 @@ def normalize_benchmarks(settings: Settings, benchmarks: list[str]) -> list[str]
     return out
 
 
-def sft_model_of(run: Run) -> Path | None:
-    """The model that answers as "sft" for a run: the one it trained, or the one it evaluated."""
-    cfg = run.config or {}
-    if cfg.get("mode") == "evaluate" and cfg.get("sft_model_path"):
-        path = Path(cfg["sft_model_path"])
-        return path if model_kind(path) else None
-    return RunDir(Path(run.output_dir)).sft_model() if run.output_dir else None
-
-
 class RunService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], dispatcher: Dispatcher):
         self.settings, self.sessions, self.dispatcher = settings, sessions, dispatcher
@@ -175,7 +162,13 @@ class RunService:
                     raise Conflict(f"run {run_id} has no trained model yet (status {parent.status})")
                 overrides = body.model_dump(exclude_unset=True, exclude={"name"})
                 values = {**parent.config, "mode": "evaluate", "sft_model_path": str(model), "resume": False,
-                          "preset": None, "output_dir": None, "name": body.name, "general_prompts": False, **overrides}
+                          "preset": None, "output_dir": None, "name": body.name, "general_prompts": False,
+                          "engine": "hf", "engine_url": None, "engine_base_model": None, "engine_sft_model": None}
+                served = engine_for(s, parent) if "engine" not in overrides else None
+                if served is not None:  # a worker serves this run's models: generate there
+                    values.update(engine="openai", engine_url=served["url"],
+                                  engine_base_model=str(parent.config.get("model")), engine_sft_model=f"run-{parent.id}")
+                values.update(overrides)
                 try:
                     config = build_config(values)
                 except ConfigError as e:

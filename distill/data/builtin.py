@@ -18,6 +18,11 @@ from distill.data.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, EN
 
 SYSTEM_PROMPT = "You are a helpful assistant. Think step by step inside <think> tags, then give the final answer."
 
+
+def default_system(dataset: str) -> str | None:
+    """The system prompt a model trained on ``dataset`` saw (the built-in data has one; others carry their own)."""
+    return SYSTEM_PROMPT if dataset.startswith("builtin:") else None
+
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 # Any held-out split name maps to the same held-out bucket: the generator has one held-out set.

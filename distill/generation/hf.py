@@ -125,9 +125,11 @@ class _Rows:
     """The logits processor and stopping criteria of one batch: per-row sampling, forcing and stops."""
 
     def __init__(self, rows: list[_Row], stops: list[int], forced_close: list[int], on_delta: OnDelta | None,
-                 indices: list[int], should_cancel: Callable[[], bool] | None, tuner: ThreadTuner | None):
+                 indices: list[int], should_cancel: Callable[[], bool] | None, tuner: ThreadTuner | None,
+                 stop_row: Callable[[int], bool] | None = None):
         self.rows, self.stops, self.forced_close = rows, set(stops), forced_close
         self.on_delta, self.indices, self.should_cancel, self.tuner = on_delta, indices, should_cancel, tuner
+        self.stop_row = stop_row
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         for i, row in enumerate(self.rows):
@@ -148,6 +150,8 @@ class _Rows:
                 self.tuner.begin()
             for i, token in enumerate(input_ids[:, -1].tolist()):
                 row = self.rows[i]
+                if not row.done and self.stop_row is not None and self.stop_row(self.indices[i]):
+                    row.done, row.finish = True, "stop"  # its caller went away: free the row's share of the batch
                 if not row.done:
                     delta = row.push(token, self.stops)
                     if delta and self.on_delta is not None:
@@ -189,7 +193,9 @@ class HFEngine:
         self.targets.clear()
 
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
-                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate") -> list[Generation]:
+                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
+                 stop_row: Callable[[int], bool] | None = None) -> list[Generation]:
+        """``stop_row(i)``: prompt i's caller went away; its row stops (the others go on)."""
         unknown = sorted({p.model for p in prompts} - set(self.targets))
         if unknown:
             raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
@@ -202,7 +208,7 @@ class HFEngine:
                 if should_cancel is not None and should_cancel():
                     raise GenerationCancelled()
                 gens = self._generate_batch([prompts[i] for i in idx], [texts[i] for i in idx],
-                                            [lengths[i] for i in idx], idx, on_delta, should_cancel)
+                                            [lengths[i] for i in idx], idx, on_delta, should_cancel, stop_row)
                 for i, g in zip(idx, gens, strict=True):
                     out[i] = g
         return [g for g in out if g is not None]
@@ -219,7 +225,8 @@ class HFEngine:
         return batches
 
     def _generate_batch(self, prompts: list[Prompt], texts: list[str], lengths: list[int], indices: list[int],
-                        on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None) -> list[Generation]:
+                        on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None,
+                        stop_row: Callable[[int], bool] | None) -> list[Generation]:
         model = self.targets[prompts[0].model][0]
         adapters = [self.targets[p.model][1] for p in prompts]
         device = next(model.parameters()).device
@@ -228,7 +235,7 @@ class HFEngine:
         rows = [_Row(self.tok, p.sampling, n, t.rstrip().endswith(THINK_OPEN))
                 for p, t, n in zip(prompts, texts, lengths, strict=True)]
         tuner = ThreadTuner.for_device(device) if self.tune_threads else None
-        ctl = _Rows(rows, self.stops, self.forced_close, on_delta, indices, should_cancel, tuner)
+        ctl = _Rows(rows, self.stops, self.forced_close, on_delta, indices, should_cancel, tuner, stop_row)
         config = GenerationConfig(max_new_tokens=max(p.sampling.max_new_tokens for p in prompts), do_sample=False,
                                   eos_token_id=self.stops, pad_token_id=self.tok.pad_token_id)
         extra = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if any(adapters) else {}

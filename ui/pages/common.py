@@ -1,4 +1,4 @@
-"""What every page shares: the API clients, the run-configuration schema, small UI helpers."""
+"""What every page shares: the API clients, the run-configuration schema, the metric catalog, small helpers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ui.client import ApiClient, ApiError, AsyncApiClient
-from ui.format import run_label
+from ui.client import ApiCallError, ApiClient, AsyncApiClient
+from ui.shared import Catalog, CatalogCache, run_label
 
 log = logging.getLogger("ui")
 
@@ -24,7 +24,7 @@ HIDDEN_FIELDS = {"preset"}
 class FieldSpec:
     name: str
     group: str
-    kind: str  # bool | enum | int | float | str
+    kind: str  # bool | enum | int | float | str | list (of strings: a comma-separated text field)
     default: Any
     description: str = ""
     choices: list[Any] = field(default_factory=list)
@@ -42,7 +42,7 @@ class FieldSpec:
 @dataclass
 class FormSchema:
     fields: list[FieldSpec]
-    source: str  # "api" or "local"
+    source: str  # "api", or "none" when the API did not answer (the form is then empty)
 
     @property
     def names(self) -> list[str]:
@@ -87,22 +87,13 @@ def parse_schema(schema: dict[str, Any], source: str = "api") -> FormSchema:
         merged = {**main, **{k: v for k, v in prop.items() if k != "anyOf"}}
         enum = merged.get("enum") or ([main["const"]] if "const" in main else None)
         typ = main.get("type", "string")
-        kind = "enum" if enum else {"boolean": "bool", "integer": "int", "number": "float"}.get(typ, "str")
+        kind = "enum" if enum else {"boolean": "bool", "integer": "int", "number": "float", "array": "list"}.get(typ, "str")
         fields.append(FieldSpec(
             name=name, group=str(prop.get("group", "other")), kind=kind, default=prop.get("default"),
             description=str(prop.get("description", "")), choices=list(enum or []), nullable=nullable,
             bounds=_bounds(main),
         ))
     return FormSchema(fields, source)
-
-
-def local_schema() -> FormSchema | None:
-    """The schema of the installed core package (used when the API cannot answer yet, e.g. at mount time)."""
-    try:
-        from distill.config import RunConfig  # the core's config model: no backend, no worker
-    except Exception:  # noqa: BLE001
-        return None
-    return parse_schema(RunConfig.model_json_schema(), "local")
 
 
 @dataclass
@@ -116,6 +107,14 @@ class Ctx:
     api: ApiClient
     aapi: AsyncApiClient
     schema: FormSchema
+    catalog_cache: CatalogCache | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """How metrics are labelled and formatted (``GET /metric-definitions``, fetched once)."""
+        if self.catalog_cache is None:
+            self.catalog_cache = CatalogCache(self.api.metric_definitions)
+        return self.catalog_cache.get()
 
     def artifact_link_base(self, run_id: int) -> str | None:
         if self.link_base is None or self.token:
@@ -130,7 +129,7 @@ def run_choices(api: ApiClient, status: str | None = None, limit: int = 100,
 
 
 def error_text(exc: Exception) -> str:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiCallError):
         return exc.message
     log.exception("dashboard error")
     return f"{type(exc).__name__}: {exc}"
@@ -141,3 +140,21 @@ def to_int(value: Any) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+# Clickable things inside a gr.HTML: an element with data-open="…" (and data-run/suite/job) sends
+# one click event with those values; plain links stay links for a new tab (ctrl/cmd/middle click).
+CLICK_JS = """
+element.addEventListener('click', (e) => {
+  const a = e.target.closest('[data-open]');
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey || e.button !== 0) return;
+  e.preventDefault();
+  trigger('click', {open: a.dataset.open, run: a.dataset.run || '', suite: a.dataset.suite || '', job: a.dataset.job || ''});
+});
+"""
+
+
+def click_data(evt: Any) -> dict[str, str]:
+    """The values a CLICK_JS element sent ({} for a click elsewhere)."""
+    data = getattr(evt, "_data", None)
+    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) and data.get("open") else {}

@@ -1,0 +1,169 @@
+"""``/v1``: the OpenAI API for every run's models (``GET /v1/models``, ``POST /v1/chat/completions``,
+``POST /v1/completions``), streamed as OpenAI streams them. Same bearer token as the rest of the API;
+errors in OpenAI's shape (``backend.errors``). Extensions that vLLM has too: ``continue_final_message``
+and ``add_generation_prompt`` (continue a partial assistant turn); ours: ``max_thinking_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+
+from backend.deps import Services, services
+from backend.services.catalog import base_ids, resolve, runs_with_models
+from backend.services.serving import BASE_SUFFIX, Served
+from distill.generation.engine import Generation, Prompt, Sampling
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+DEFAULT_MAX_TOKENS = 1024
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[dict[str, Any]]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+
+
+class _Sampled(BaseModel):
+    model_config = ConfigDict(extra="allow")  # clients send fields we do not use (user, logit_bias, ...)
+    model: str
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int = Field(1, ge=1, le=16)
+    max_tokens: int | None = Field(None, ge=1, le=131_072)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    max_thinking_tokens: int | None = Field(None, ge=1, le=131_072)
+
+    def sampling(self, i: int) -> Sampling:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        seed = None if self.seed is None else self.seed + i  # n choices: n different samples
+        return Sampling(max_new_tokens=self.max_tokens or DEFAULT_MAX_TOKENS, temperature=self.temperature,
+                        top_p=self.top_p, seed=seed, max_thinking_tokens=self.max_thinking_tokens, stop=stop)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+
+class ChatRequest(_Sampled):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=131_072)
+    continue_final_message: bool = False
+    add_generation_prompt: bool = True
+
+    def prompts(self) -> list[Prompt]:
+        if self.max_completion_tokens and not self.max_tokens:
+            self.max_tokens = self.max_completion_tokens
+        msgs = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+        return [Prompt(model=self.model, messages=msgs, sampling=self.sampling(i),
+                       continue_final=self.continue_final_message) for i in range(self.n)]
+
+
+class CompletionRequest(_Sampled):
+    prompt: str | list[str]
+
+    def prompts(self) -> list[Prompt]:
+        texts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        return [Prompt(model=self.model, text=t, sampling=self.sampling(i)) for t in texts for i in range(self.n)]
+
+
+def _usage(gens: list[Generation], prompt_tokens: int) -> dict[str, int]:
+    done = sum(g.new_tokens for g in gens)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": done, "total_tokens": prompt_tokens + done}
+
+
+def _prompt_tokens(gens: list[Generation], per_prompt: int) -> int:
+    # n choices of one prompt share it: count each prompt once, as OpenAI does.
+    return sum(g.prompt_tokens for g in gens[::per_prompt])
+
+
+@router.get("/models", summary="Every finished run's SFT model (run-N), its base (run-N:base) and each base model")
+def list_models(svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.sessions() as s:
+        runs = runs_with_models(s)
+        bases = base_ids(s)
+    data = [{"id": b, "object": "model", "created": 0, "owned_by": "distill"} for b in bases]
+    for run, served in runs:
+        created = int(run.created_at.timestamp()) if run.created_at else 0
+        data.append({"id": served.id, "object": "model", "created": created, "owned_by": "distill",
+                     "root": served.base, "parent": served.base})
+        data.append({"id": served.id + BASE_SUFFIX, "object": "model", "created": created, "owned_by": "distill",
+                     "root": served.base})
+    return {"object": "list", "data": data}
+
+
+def _target(svc: Services, model_id: str) -> Served:
+    with svc.sessions() as s:
+        return resolve(s, model_id)
+
+
+def _run(svc: Services, body: _Sampled, target: Served) -> list[Generation]:
+    return svc.serving.generate(body.prompts(), [target])
+
+
+def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterator[dict[str, str]]:
+    rid, created, prompts = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}", int(time.time()), body.prompts()
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, str]:
+        return {"data": json.dumps({"id": rid, "object": obj, "created": created, "model": body.model,
+                                    "choices": choices, **extra})}
+
+    def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+        if kind == "chat":
+            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
+            return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+
+    if kind == "chat":
+        yield chunk([choice(i, role=True) for i in range(len(prompts))])
+    gens: list[Generation] = []
+    for item in svc.serving.stream(prompts, [target]):
+        if isinstance(item, list):
+            gens = item
+        else:
+            yield chunk([choice(item[0], item[1])])
+    yield chunk([choice(i, finish=g.finish_reason) for i, g in enumerate(gens)])
+    if body.include_usage:
+        yield chunk([], usage=_usage(gens, _prompt_tokens(gens, body.n)))
+    yield {"data": "[DONE]"}
+
+
+@router.post("/chat/completions", summary="OpenAI chat completions (stream, n, max_tokens, temperature, top_p, stop, seed)")
+async def chat_completions(body: ChatRequest, svc: Services = Depends(services)) -> Any:
+    target = await run_in_threadpool(_target, svc, body.model)
+    if body.stream:
+        return EventSourceResponse(_stream(svc, body, target, "chat"), ping=15)
+    gens = await run_in_threadpool(_run, svc, body, target)
+    choices = [{"index": i, "message": {"role": "assistant", "content": g.text}, "logprobs": None,
+                "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.model, "choices": choices, "usage": _usage(gens, _prompt_tokens(gens, body.n))}
+
+
+@router.post("/completions", summary="OpenAI text completions on a raw prompt")
+async def completions(body: CompletionRequest, svc: Services = Depends(services)) -> Any:
+    target = await run_in_threadpool(_target, svc, body.model)
+    if body.stream:
+        return EventSourceResponse(_stream(svc, body, target, "text"), ping=15)
+    gens = await run_in_threadpool(_run, svc, body, target)
+    choices = [{"index": i, "text": g.text, "logprobs": None, "finish_reason": g.finish_reason}
+               for i, g in enumerate(gens)]
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": body.model, "choices": choices, "usage": _usage(gens, _prompt_tokens(gens, body.n))}
