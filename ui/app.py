@@ -1,51 +1,63 @@
 """The dashboard: ``build_dashboard(api_url, token)`` returns the Gradio Blocks.
 
-Pages: Launch, Runs, Run, Playground, Compare. Every call goes through the REST API
+Pages: Launch, Runs, Run, Benchmarks, Playground, Compare. Every call goes through the REST API
 (``ui.client``); nothing here touches the database or imports the service. Long calls are
 streamed (logs, generation) or polled with ``gr.Timer`` (only the visible page polls), and
 every API error is shown as one readable line, so the page survives an API restart.
+
+Each page module builds its components into the :class:`~ui.manager.Manager` under its name and
+wires what stays inside it; this module wires what crosses pages (open a run, clone it into the
+form, open a benchmark result) and the query string (``?run=ID``, ``?tab=NAME``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gradio as gr
+import httpx
 
-from ui.client import ApiClient, ApiError, AsyncApiClient
-from ui.format import banner_html, esc
-from ui.pages import compare, launch, playground, run, runs
-from ui.pages.common import Ctx, FormSchema, local_schema, parse_schema, to_int
+from ui.client import ApiCallError, ApiClient, AsyncApiClient
+from ui.manager import Manager, merge
+from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list
+from ui.pages.common import Ctx, FormSchema, click_data, parse_schema, to_int
+from ui.shared import banner_html, esc
 from ui.theme import CSS, THEME
 
 TITLE = "Distill Studio"
 HEALTH_S = 10.0
-TAB_IDS = ("launch", "runs", "run", "playground", "compare")
+# (tab id, title, page module) in tab order.
+PAGES = (("launch", "Launch", launch), ("runs", "Runs", run_list), ("run", "Run", run_detail),
+         ("benchmarks", "Benchmarks", benchmarks), ("playground", "Playground", playground),
+         ("compare", "Compare", compare_runs))
+TAB_IDS = tuple(tab for tab, _, _ in PAGES)
 
 
-def load_schema(api_url: str, token: str | None, fetch: bool = True) -> FormSchema:
-    """The run-configuration schema: from the API when it answers, else from the installed core package."""
-    if fetch:
+def load_schema(api_url: str, token: str | None, transport: httpx.BaseTransport | None = None,
+                attempts: int = 3) -> FormSchema:
+    """The run-configuration schema from the API; an empty form (which says why) if it never answers."""
+    for i in range(attempts):
         try:
-            with ApiClient(api_url, token, timeout=3.0) as api:
+            with ApiClient(api_url, token, timeout=3.0, transport=transport) as api:
                 return parse_schema(api.config_schema(), "api")
-        except ApiError:
-            pass
-    schema = local_schema()
-    if schema is None:
-        raise RuntimeError(f"cannot read the run configuration schema: the API at {api_url} does not answer "
-                           "and the distill package is not installed here")
-    return schema
+        except ApiCallError as e:
+            if e.status is not None:  # it answered, with an error: asking again will not help
+                break
+            if i + 1 < attempts:
+                time.sleep(1.0)
+    return FormSchema([], "none")
 
 
 def health_html(api: ApiClient) -> str:
     try:
         h = api.health()
-    except ApiError as e:
+    except ApiCallError as e:
         what = "API unreachable: retrying" if e.status is None else f"API error ({e.status}): retrying"
         return f'<span class="ds-badge ds-st-failed" title="{esc(e.message)}">● {what}</span>'
     workers = h.get("workers") or []
-    gpus = sum(int(w.get("gpus") or 0) for w in workers if isinstance(w, dict))
+    gpus = sum(len(w.get("gpus") or []) if isinstance(w.get("gpus"), list) else int(w.get("gpus") or 0)
+               for w in workers if isinstance(w, dict))
     parts = [f"API {h.get('status', '?')}", f"{len(workers)} worker{'s' if len(workers) != 1 else ''}"]
     if gpus:
         parts.append(f"{gpus} GPU{'s' if gpus != 1 else ''}")
@@ -61,18 +73,21 @@ def health_html(api: ApiClient) -> str:
 
 def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: str | None = None,
                     link_base: str | None = None, schema: FormSchema | None = None,
-                    fetch_schema: bool = True) -> gr.Blocks:
+                    schema_transport: httpx.BaseTransport | None = None) -> gr.Blocks:
     """The dashboard against the API at ``api_url`` (server side), sending ``token`` as a Bearer token.
 
     ``public_api_url``: the API URL shown in copyable curl commands (default ``api_url``).
     ``link_base``: base URL the *browser* can reach the API at, for direct artifact links ("" = same
     origin, as when mounted in the API's own app); None = downloads go through the dashboard only.
+    ``schema_transport``: how to reach the API for the form's schema while building (mount.py answers
+    it in-process: the server is not listening yet).
     """
     api_url = api_url.rstrip("/")
     token = token or None
     ctx = Ctx(api_url=api_url, token=token, link_base=link_base, public_api_url=public_api_url or api_url,
               api=ApiClient(api_url, token), aapi=AsyncApiClient(api_url, token),
-              schema=schema or load_schema(api_url, token, fetch_schema))
+              schema=schema or load_schema(api_url, token, schema_transport))
+    m = Manager()
 
     with gr.Blocks(title=TITLE, fill_width=False) as demo:
         with gr.Row(elem_id="ds-header", equal_height=True):
@@ -81,132 +96,166 @@ def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: s
                     "then base vs SFT</span>", scale=4, elem_id="ds-title")
             health = gr.HTML("", elem_id="ds-health", scale=1, min_width=220)
         with gr.Tabs(selected="launch", elem_id="ds-tabs") as tabs:
-            with gr.Tab("Launch", id="launch", elem_id="tab-launch") as t_launch:
-                lp = launch.build(ctx)
-            with gr.Tab("Runs", id="runs", elem_id="tab-runs") as t_runs:
-                rp = runs.build(ctx)
-            with gr.Tab("Run", id="run", elem_id="tab-run") as t_run:
-                up = run.build(ctx)
-            with gr.Tab("Playground", id="playground", elem_id="tab-playground") as t_pg:
-                pp = playground.build(ctx)
-            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as t_cmp:
-                cp = compare.build(ctx)
-        health_timer = gr.Timer(HEALTH_S)
-
-        launch.wire(ctx, lp)
-        runs.wire(ctx, rp)
-        run.wire(ctx, up)
-        playground.wire(ctx, pp)
-        compare.wire(ctx, cp)
-
-        # Only the visible page polls.
-        def timers(tab: str) -> list[Any]:
-            return [gr.Timer(active=tab == "runs"), gr.Timer(active=tab == "run")]
-
-        timer_outs = [rp.timer, up.timer]
-        t_launch.select(lambda: timers("launch"), None, timer_outs, show_progress="hidden")
-        t_runs.select(lambda s: [*timers("runs"), *runs.refresh(ctx, s)], [rp.status],
-                      [*timer_outs, rp.table, rp.total, rp.banner], show_progress="hidden")
-        t_run.select(lambda: timers("run"), None, timer_outs, show_progress="hidden")
-        t_pg.select(lambda r: [*timers("playground"), *playground.refresh(ctx, r)], [pp.run],
-                    [*timer_outs, pp.run, pp.banner], show_progress="hidden")
-        t_cmp.select(lambda c: [*timers("compare"), *compare.refresh(ctx, c)], [cp.runs],
-                     [*timer_outs, cp.runs, cp.banner], show_progress="hidden")
-
-        def open_run(run_id: Any) -> list[Any]:
-            rid = to_int(run_id)
-            if rid is None:
-                return [gr.skip(), gr.skip(), *([gr.skip()] * 2)]
-            return [gr.Tabs(selected="run"), run.pick_update(ctx, rid), *timers("run")]
-
-        open_outs = [tabs, up.pick, *timer_outs]
-
-        # Launch → create the run → open its page.
-        field_list = list(lp.fields.values())
-
-        def do_launch(preset: str, presets: dict[str, Any], *values: Any) -> list[Any]:
-            body = launch.request_body(ctx, preset, presets, list(values))
-            try:
-                created = ctx.api.create_run(body)
-            except ApiError as e:
-                unknown = {k: v for k, v in e.field_errors.items() if k not in lp.fields}
-                msg = e.message if not e.field_errors or unknown else \
-                    f"Not launched: fix the field{'s' if len(e.field_errors) > 1 else ''} marked in red ({', '.join(e.field_errors)})."
-                return [banner_html(msg), *launch.field_updates(ctx, e.field_errors), *([gr.skip()] * len(open_outs))]
-            rid = int(created["id"])
-            return [banner_html(f"Launched run #{rid}.", "ok"), *launch.field_updates(ctx, {}), *open_run(rid)]
-
-        lp.launch_btn.click(do_launch, [lp.preset, lp.presets_state, *field_list],
-                            [lp.banner, *field_list, *open_outs], concurrency_limit=4)
-
-        rp.open_btn.click(open_run, [rp.selected], open_outs)
-
-        # Clone a run's configuration into the form.
-        def clone(run_id: Any) -> list[Any]:
-            rid = to_int(run_id)
-            skip = [gr.skip()] * (3 + len(field_list) + 2)
-            if rid is None:
-                return [*skip, banner_html("Select a run first.", "info")]
-            try:
-                r = ctx.api.get_run(rid)
-            except ApiError as e:
-                return [*skip, banner_html(e.message)]
-            cfg = dict(r.get("config") or {})
-            cfg["name"] = f"{r.get('name') or cfg.get('name') or f'run {rid}'} (copy)"
-            for k in ("output_dir", "resume"):
-                cfg.pop(k, None)
-            return [gr.Tabs(selected="launch"), gr.update(value=launch.NO_PRESET), "",
-                    *launch.fill_updates(ctx, cfg), *timers("launch"),
-                    banner_html(f"Form filled from run #{rid}: adjust and launch.", "info")]
-
-        clone_outs = [tabs, lp.preset, lp.preset_info, *field_list, *timer_outs, lp.banner]
-        rp.clone_btn.click(clone, [rp.selected], clone_outs)
-        up.clone_btn.click(clone, [up.pick], clone_outs)
-
-        def to_playground(run_id: Any) -> list[Any]:
-            rid = to_int(run_id)
-            upd, note = playground.refresh(ctx, rid)
-            return [gr.Tabs(selected="playground"), upd, note, *timers("playground")]
-
-        up.playground_btn.click(to_playground, [up.pick], [tabs, pp.run, pp.banner, *timer_outs])
-
-        # Page load: presets, models, datasets; ?run=N opens that run, ?tab=NAME a page.
-        def on_load(request: gr.Request) -> list[Any]:
-            params = dict(request.query_params) if request is not None else {}
-            out = list(launch.refresh(ctx))
-            rid = to_int(params.get("run"))
-            tab = params.get("tab") if params.get("tab") in TAB_IDS else None
-            if rid is not None:
-                out += [gr.Tabs(selected="run"), run.pick_update(ctx, rid), *timers("run")]
-            else:
-                out += [gr.Tabs(selected=tab) if tab else gr.skip(), run.pick_update(ctx, None),
-                        *timers(tab or "launch")]
-            out.append(health_html(ctx.api))
-            return out
-
-        load_outs = [lp.preset, lp.presets_state, lp.fields["model"], lp.fields["dataset"], lp.ds_pick,
-                     lp.datasets_state, lp.banner, *open_outs, health]
-        # Runs, Playground and Compare fill themselves when their tab opens (a table filled while its tab
-        # is hidden shows no rows); with ?tab=NAME that page is filled once it is visible.
-        def fill_opened(status: str, pg_run: Any, cmp_runs: list[Any], request: gr.Request) -> list[Any]:
-            tab = dict(request.query_params).get("tab") if request is not None else None
-            out: list[Any] = [gr.skip()] * 7
-            if tab == "runs":
-                out[0:3] = runs.refresh(ctx, status)
-            elif tab == "playground":
-                out[3:5] = playground.refresh(ctx, pg_run)
-            elif tab == "compare":
-                out[5:7] = compare.refresh(ctx, cmp_runs)
-            return out
-
-        demo.load(on_load, None, load_outs, show_progress="hidden").then(
-            fill_opened, [rp.status, pp.run, cp.runs],
-            [rp.table, rp.total, rp.banner, pp.run, pp.banner, cp.runs, cp.banner], show_progress="hidden")
-        health_timer.tick(lambda: health_html(ctx.api), None, health, show_progress="hidden")
+            tab_blocks = {}
+            for tab, title, page in PAGES:
+                with gr.Tab(title, id=tab, elem_id=f"tab-{tab}") as t:
+                    page.build(ctx, m)
+                tab_blocks[tab] = t
+        m.add("app", dict(tabs=tabs, health=health))
+        for _, _, page in PAGES:
+            page.wire(ctx, m)
+        wire_navigation(ctx, m, tab_blocks)
+        wire_load(ctx, m, demo)
+        gr.Timer(HEALTH_S).tick(lambda: health_html(ctx.api), None, health, show_progress="hidden")
 
     demo.queue(default_concurrency_limit=8)
     demo.ds_ctx = ctx  # type: ignore[attr-defined]  # for tests and for mount.py
     return demo
+
+
+# --------------------------------------------------------------------------- across pages
+
+def timers(m: Manager, tab: str) -> dict[Any, Any]:
+    """Only the visible page polls."""
+    return {timer: gr.Timer(active=page == tab) for page, timer in m.named("timer").items()}
+
+
+def timer_list(m: Manager) -> list[Any]:
+    return list(m.named("timer").values())
+
+
+def open_tab(m: Manager, tab: str) -> dict[Any, Any]:
+    return {m["app.tabs"]: gr.Tabs(selected=tab), **timers(m, tab)}
+
+
+def open_run(ctx: Ctx, m: Manager, run_id: Any) -> Any:
+    rid = to_int(run_id)
+    if rid is None:
+        return gr.skip()
+    return {**open_tab(m, "run"), m["run.pick"]: run_detail.pick_update(ctx, rid)}
+
+
+def open_problems(ctx: Ctx, m: Manager, run_id: Any, suite: Any = None, job: Any = None) -> dict[Any, Any]:
+    return merge(open_tab(m, "benchmarks"), benchmarks.refresh(ctx, m, run_id),
+                 benchmarks.select(ctx, m, run_id, suite or None, job or None))
+
+
+def navigation_outputs(m: Manager) -> list[Any]:
+    return [m["app.tabs"], m["run.pick"], *timer_list(m), m["benchmarks.board"], *benchmarks.outputs(m)]
+
+
+def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
+    # Opening a tab: its timer, and the pages that list things fill themselves (a table filled while
+    # its tab is hidden shows no rows).
+    fills = {
+        "runs": ([m["runs.status"]], lambda s: run_list.refresh(ctx, m, s), run_list.outputs(m)),
+        "benchmarks": ([m["benchmarks.run"]], lambda r: benchmarks.refresh(ctx, m, r),
+                       m.list("benchmarks.board", "benchmarks.banner", "benchmarks.run")),
+        "playground": ([m["playground.run"]], lambda r: playground.refresh(ctx, m, r),
+                       m.list("playground.run", "playground.banner")),
+        "compare": ([m["compare.runs"]], lambda c: compare_runs.refresh(ctx, m, c),
+                    m.list("compare.runs", "compare.banner")),
+    }
+    for tab, block in tab_blocks.items():
+        ins, fill, outs = fills.get(tab, ([], None, []))
+        if fill is None:
+            block.select(lambda tab=tab: timers(m, tab), None, timer_list(m), show_progress="hidden")
+        else:
+            block.select(lambda *v, tab=tab, fill=fill: {**timers(m, tab), **fill(*v)}, ins,
+                         [*timer_list(m), *outs], show_progress="hidden")
+
+    nav_outs = navigation_outputs(m)
+    run_open = [m["app.tabs"], m["run.pick"], *timer_list(m)]
+
+    def navigate(evt: gr.EventData) -> Any:
+        """A click on a link inside the HTML of a page: a run, or one benchmark result's problems."""
+        data = click_data(evt)
+        if data.get("open") == "run":
+            return open_run(ctx, m, data.get("run"))
+        if data.get("open") == "problems":
+            return open_problems(ctx, m, data.get("run"), data.get("suite"), data.get("job"))
+        return gr.skip()
+
+    for name in ("run.parent", "run.bench_results", "run.jobs", "benchmarks.board"):
+        m[name].click(navigate, None, nav_outs, show_progress="hidden")
+
+    # Launch → create the run → open its page.
+    fields = launch.field_list(ctx, m)
+
+    def do_launch(preset: str, *values: Any) -> dict[Any, Any]:
+        updates, rid = launch.launch(ctx, m, preset, list(values))
+        return {**updates, **(open_run(ctx, m, rid) if rid is not None else {})}
+
+    m["launch.launch_btn"].click(do_launch, [m["launch.preset"], *fields],
+                                 [m["launch.banner"], *fields, *run_open], concurrency_limit=4)
+    m["runs.open_btn"].click(lambda r: open_run(ctx, m, r), [m["runs.selected"]], run_open)
+
+    # Clone a run's configuration into the form.
+    def clone(run_id: Any) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        banner = m["launch.banner"]
+        if rid is None:
+            return {banner: banner_html("Select a run first.", "info")}
+        try:
+            r = ctx.api.get_run(rid)
+        except ApiCallError as e:
+            return {banner: banner_html(e.message)}
+        cfg = dict(r.get("config") or {})
+        cfg["name"] = f"{r.get('name') or cfg.get('name') or f'run {rid}'} (copy)"
+        for k in ("output_dir", "resume"):
+            cfg.pop(k, None)
+        return {**open_tab(m, "launch"), m["launch.preset"]: gr.update(value=launch.NO_PRESET),
+                m["launch.preset_info"]: "", **launch.fill_updates(ctx, m, cfg),
+                banner: banner_html(f"Form filled from run #{rid}: adjust and launch.", "info")}
+
+    clone_outs = [m["app.tabs"], m["launch.preset"], m["launch.preset_info"], *fields, *timer_list(m), m["launch.banner"]]
+    m["runs.clone_btn"].click(clone, [m["runs.selected"]], clone_outs)
+    m["run.clone_btn"].click(clone, [m["run.pick"]], clone_outs)
+
+    def to_playground(run_id: Any) -> dict[Any, Any]:
+        return {**open_tab(m, "playground"), **playground.refresh(ctx, m, to_int(run_id))}
+
+    m["run.playground_btn"].click(to_playground, [m["run.pick"]],
+                                  [m["app.tabs"], m["playground.run"], m["playground.banner"], *timer_list(m)])
+
+
+def wire_load(ctx: Ctx, m: Manager, demo: gr.Blocks) -> None:
+    """Page load: presets, models, datasets; ``?run=N`` opens that run, ``?tab=NAME`` a page
+    (``?tab=benchmarks&run=N&suite=NAME[&job=J]`` one benchmark result)."""
+
+    def params(request: gr.Request | None) -> dict[str, str]:
+        return dict(request.query_params) if request is not None else {}
+
+    def on_load(request: gr.Request) -> dict[Any, Any]:
+        q = params(request)
+        tab = q.get("tab") if q.get("tab") in TAB_IDS else None
+        rid = to_int(q.get("run"))
+        out = {**launch.refresh(ctx, m), m["app.health"]: health_html(ctx.api)}
+        if tab in (None, "run") and rid is not None:
+            return {**out, **open_run(ctx, m, rid)}
+        return {**out, **(open_tab(m, tab) if tab else timers(m, "launch")), m["run.pick"]: run_detail.pick_update(ctx, None)}
+
+    # Pages that list things are filled once their tab is visible (see wire_navigation).
+    def fill_opened(status: str, pg_run: Any, cmp_runs: list[Any], request: gr.Request) -> Any:
+        q = params(request)
+        tab = q.get("tab")
+        if tab == "runs":
+            return run_list.refresh(ctx, m, status)
+        if tab == "playground":
+            return playground.refresh(ctx, m, pg_run)
+        if tab == "compare":
+            return compare_runs.refresh(ctx, m, cmp_runs)
+        if tab == "benchmarks":
+            if to_int(q.get("run")) is not None:
+                return open_problems(ctx, m, q.get("run"), q.get("suite"), q.get("job"))
+            return benchmarks.refresh(ctx, m)
+        return gr.skip()
+
+    load_outs = [*launch.outputs(ctx, m), m["app.tabs"], m["run.pick"], *timer_list(m), m["app.health"]]
+    fill_outs = [*run_list.outputs(m), m["playground.run"], m["playground.banner"], m["compare.runs"],
+                 m["compare.banner"], *navigation_outputs(m)]
+    demo.load(on_load, None, load_outs, show_progress="hidden").then(
+        fill_opened, [m["runs.status"], m["playground.run"], m["compare.runs"]], fill_outs, show_progress="hidden")
 
 
 def launch_kwargs() -> dict[str, Any]:

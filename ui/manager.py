@@ -46,6 +46,21 @@ class Manager:
         prefix = f"{page}."
         return {k.removeprefix(prefix): v for k, v in self._elems.items() if k.startswith(prefix)}
 
-    def matching(self, suffix: str) -> list[Any]:
-        """Every page's component with this short name (e.g. each page's ``timer``)."""
-        return [v for k, v in self._elems.items() if k.endswith(f".{suffix}")]
+    def named(self, short: str) -> dict[str, Any]:
+        """Each page's component with this short name, by page (e.g. every page's ``timer``)."""
+        return {k.rsplit(".", 1)[0]: v for k, v in self._elems.items() if k.rsplit(".", 1)[-1] == short}
+
+
+def merge(*updates: dict[Any, Any]) -> dict[Any, Any]:
+    """Several handlers' update dicts as one; two updates of the same component are combined
+    (``{"choices": …}`` then ``{"value": …}`` gives both), a plain value replaces."""
+    out: dict[Any, Any] = {}
+    for upd in updates:
+        for comp, value in upd.items():
+            old = out.get(comp)
+            out[comp] = {**old, **value} if _is_update(old) and _is_update(value) else value
+    return out
+
+
+def _is_update(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__type__") == "update"

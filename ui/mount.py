@@ -8,12 +8,15 @@ token to the API.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gradio as gr
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -63,15 +66,40 @@ class LearnServerAddress:
         await self.app(scope, receive, send)
 
 
+class InProcess(httpx.BaseTransport):
+    """HTTP requests answered by ``app`` itself, in this process. While the app is being built the server
+    is not listening yet, but the API's routes are there: the form's schema comes from them, through
+    the same HTTP interface as everything else."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        resp = await httpx.ASGITransport(app=self.app).handle_async_request(request)
+        body = await resp.aread()
+        return httpx.Response(resp.status_code, headers=resp.headers, content=body, request=request)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # A first call builds the app's middleware stack, after which Starlette refuses add_middleware
+        # (this module adds one, the service may add more): let the first real request build it again.
+        unbuilt = getattr(self.app, "middleware_stack", None) is None
+        try:
+            # Its own event loop in its own thread: the caller may be running one already.
+            with ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, self._send(request)).result()
+        finally:
+            if unbuilt:
+                self.app.middleware_stack = None
+
+
 def mount_dashboard(app: FastAPI) -> None:
     """``gr.mount_gradio_app(app, dashboard, path="/ui")`` against this same server's API; ``/`` redirects to it."""
     same_server = not os.environ.get("DISTILL_API_URL", "").strip()
     api_url = api_url_from_env()
     token = os.environ.get("DISTILL_API_TOKEN") or None
-    # The API is not listening yet while the app is being built: the form schema comes from the
-    # installed core package (the same code the API serves it from).
     blocks = build_dashboard(api_url, token, public_api_url=os.environ.get("DISTILL_PUBLIC_URL") or api_url,
-                             link_base="" if same_server else api_url, fetch_schema=not same_server)
+                             link_base="" if same_server else api_url,
+                             schema_transport=InProcess(app) if same_server else None)
     gr.mount_gradio_app(app, blocks, path=MOUNT_PATH, auth=token_auth(token) if token else None,
                         auth_message=AUTH_MESSAGE if token else None, run_history=False, show_error=True,
                         **launch_kwargs())

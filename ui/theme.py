@@ -116,6 +116,34 @@ CSS = """
 .ds-stack > * { flex: 1 1 0% !important; min-width: 0 !important; }
 @media (max-width: 760px) { .ds-stack { flex-direction: column !important; } .ds-stack > * { width: 100% !important; } }
 .ds-compare td, .ds-compare th { white-space: nowrap; font-variant-numeric: tabular-nums; }
+/* benchmarks: significance marks, leaderboard cells, suite cards, problem view */
+.ds-sig { font-size: .85em; font-weight: 600; white-space: nowrap; cursor: help; padding: 0 .4rem;
+  border-radius: 999px; border: 1px solid currentColor; }
+.ds-sig-yes { color: var(--ds-good); }
+.ds-sig-no, .ds-sig-none { color: var(--body-text-color-subdued); font-weight: 500; }
+.ds-board td, .ds-board th { vertical-align: top; font-variant-numeric: tabular-nums; }
+.ds-board th a { color: inherit; }
+a.ds-cell { display: block; color: inherit; text-decoration: none; text-align: left; border-radius: 6px;
+  padding: .2rem .3rem; margin: -.2rem -.3rem; }
+.ds-cell-delta { margin: .1rem 0; }
+a.ds-cell:hover { background: var(--background-fill-secondary); outline: 1px solid var(--border-color-accent, var(--ds-bar)); }
+.ds-cell-main { white-space: nowrap; }
+.ds-cell-base { color: var(--body-text-color-subdued); }
+.ds-legend { margin-top: .4rem; }
+.ds-suites { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 520px), 1fr)); gap: .7rem; }
+.ds-suite { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6rem .7rem;
+  background: var(--block-background-fill); min-width: 0; }
+.ds-suite-head { display: flex; gap: .6rem; align-items: baseline; flex-wrap: wrap; margin-bottom: .3rem; }
+.ds-open-link { margin-left: auto; font-weight: 600; }
+.ds-suite-cell { font-size: 1.05em; margin-bottom: .2rem; }
+.ds-suite-table { margin-top: .4rem; }
+.ds-gold { margin-left: auto; }
+.ds-flag { color: var(--ds-warn); background: var(--ds-warn-bg); border-color: var(--ds-warn); cursor: help; }
+.ds-bench-sample + .ds-bench-sample { border-top: 1px dashed var(--border-color-primary); margin-top: .45rem; padding-top: .45rem; }
+.ds-sample-title { display: flex; gap: .35rem; flex-wrap: wrap; align-items: center; font-size: .8em;
+  color: var(--body-text-color-subdued); margin-bottom: .2rem; }
+.ds-system summary { cursor: pointer; color: var(--body-text-color-subdued); font-size: .85em; }
+.ds-jobs a, .ds-board a, #run-parent a { cursor: pointer; }
 /* empty banners take no room */
 .ds-collapse:not(:has(.ds-banner)):not(:has(.ds-failure)) { display: none !important; }
 .ds-code textarea, .ds-code pre { font-size: 12px !important; }

@@ -6,13 +6,15 @@ and ``add_generation_prompt`` (continue a partial assistant turn); ours: ``max_t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
@@ -113,8 +115,16 @@ def _target(svc: Services, model_id: str) -> Served:
         return resolve(s, model_id)
 
 
-def _run(svc: Services, body: _Sampled, target: Served) -> list[Generation]:
-    return svc.serving.generate(body.prompts(), [target])
+async def _complete(request: Request, svc: Services, body: _Sampled, target: Served) -> list[Generation]:
+    """Generate; a client that hangs up stops its rows (a cancelled benchmark job frees the batch)."""
+    gone = threading.Event()
+    work = asyncio.get_running_loop().run_in_executor(
+        None, lambda: svc.serving.generate(body.prompts(), [target], gone=gone))
+    while not work.done():
+        await asyncio.wait({work}, timeout=0.25)
+        if not work.done() and await request.is_disconnected():
+            gone.set()
+    return work.result()
 
 
 def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterator[dict[str, str]]:
@@ -146,11 +156,11 @@ def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterato
 
 
 @router.post("/chat/completions", summary="OpenAI chat completions (stream, n, max_tokens, temperature, top_p, stop, seed)")
-async def chat_completions(body: ChatRequest, svc: Services = Depends(services)) -> Any:
+async def chat_completions(request: Request, body: ChatRequest, svc: Services = Depends(services)) -> Any:
     target = await run_in_threadpool(_target, svc, body.model)
     if body.stream:
         return EventSourceResponse(_stream(svc, body, target, "chat"), ping=15)
-    gens = await run_in_threadpool(_run, svc, body, target)
+    gens = await _complete(request, svc, body, target)
     choices = [{"index": i, "message": {"role": "assistant", "content": g.text}, "logprobs": None,
                 "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
@@ -158,11 +168,11 @@ async def chat_completions(body: ChatRequest, svc: Services = Depends(services))
 
 
 @router.post("/completions", summary="OpenAI text completions on a raw prompt")
-async def completions(body: CompletionRequest, svc: Services = Depends(services)) -> Any:
+async def completions(request: Request, body: CompletionRequest, svc: Services = Depends(services)) -> Any:
     target = await run_in_threadpool(_target, svc, body.model)
     if body.stream:
         return EventSourceResponse(_stream(svc, body, target, "text"), ping=15)
-    gens = await run_in_threadpool(_run, svc, body, target)
+    gens = await _complete(request, svc, body, target)
     choices = [{"index": i, "text": g.text, "logprobs": None, "finish_reason": g.finish_reason}
                for i, g in enumerate(gens)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),

@@ -62,6 +62,7 @@ async def get_run(run_id: int, svc: Services = Depends(services), s: Session = D
 @router.delete("/{run_id}", status_code=204, summary="Delete a run that is not running, and its folder")
 def delete_run(run_id: int, svc: Services = Depends(services)) -> Response:
     svc.runs.delete(run_id)
+    svc.serving.forget_run(run_id)  # its weights leave memory; /v1 answers 404 for it from now on
     return Response(status_code=204)
 
 

@@ -166,8 +166,9 @@ class RunService:
                           "engine": "hf", "engine_url": None, "engine_base_model": None, "engine_sft_model": None}
                 served = engine_for(s, parent) if "engine" not in overrides else None
                 if served is not None:  # a worker serves this run's models: generate there
-                    values.update(engine="openai", engine_url=served["url"],
-                                  engine_base_model=str(parent.config.get("model")), engine_sft_model=f"run-{parent.id}")
+                    values.update(engine="openai", engine_url=served["url"])
+                if served is not None or overrides.get("engine") == "openai":  # the names /v1 and vLLM workers use
+                    values.update(engine_base_model=str(parent.config.get("model")), engine_sft_model=f"run-{parent.id}")
                 values.update(overrides)
                 try:
                     config = build_config(values)

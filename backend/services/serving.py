@@ -76,7 +76,8 @@ class _BaseServer:
         self.batch_wait_s = batch_wait_s
         self.adapters: OrderedDict[str, str] = OrderedDict()  # model id -> PEFT adapter name
         self.full: OrderedDict[str, Any] = OrderedDict()  # model id -> model
-        self.pending_rows = 0
+        self.pending_rows = 0  # submitted, not finished
+        self.active_rows = 0  # in the batch generating now
         self.lock = threading.Lock()
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name=f"serve-{name}", daemon=True)
@@ -139,8 +140,12 @@ class _BaseServer:
             if jobs[j].on_delta is not None:
                 jobs[j].on_delta(i, delta)
 
-        gens = self.engine.generate(prompts, on_delta=on_delta, stop_row=lambda k: jobs[owner[k][0]].gone.is_set(),
-                                    desc=f"serve {len(jobs)} requests")
+        self.active_rows = len(prompts)
+        try:
+            gens = self.engine.generate(prompts, on_delta=on_delta, stop_row=lambda k: jobs[owner[k][0]].gone.is_set(),
+                                        desc=f"serve {len(jobs)} requests")
+        finally:
+            self.active_rows = 0
         for j, job in enumerate(jobs):
             job.future.set_result([g for (jj, _), g in zip(owner, gens, strict=True) if jj == j])
 
@@ -293,6 +298,12 @@ class ModelServer:
     def loaded(self) -> dict[str, list[str]]:
         with self.lock:
             return {name: srv.loaded() for name, srv in self.servers.items()}
+
+    def load(self) -> dict[str, int]:
+        """Rows waiting or generating now, over all base models."""
+        with self.lock:
+            servers = list(self.servers.values())
+        return {"pending_rows": sum(s.pending_rows for s in servers), "active_rows": sum(s.active_rows for s in servers)}
 
     def close(self) -> None:
         with self.lock:

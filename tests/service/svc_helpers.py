@@ -224,14 +224,14 @@ def client(settings: Settings) -> Iterator[Any]:
 class LiveServer:
     """The API served by uvicorn on a free port, in a thread of the test process."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, port: int | None = None):
         import uvicorn
 
         from backend.app import create_app
 
         self.settings = settings
         self.app = create_app(settings)
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -245,9 +245,14 @@ class LiveServer:
         wait_for(lambda: self.server.started, 30, what="uvicorn")
         return self
 
+    @property
+    def v1(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+        self.app.state.services.serving.close()
 
 
 # --- workers ------------------------------------------------------------------------------------

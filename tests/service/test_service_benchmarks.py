@@ -1,7 +1,10 @@
 """Benchmark jobs through the API with a real Celery worker whose tasks run in a thread (``--pool threads``),
-so math-verify grades off the main thread, where its SIGALRM timeouts cannot work: a run learns to answer
-4, a job benchmarks it on a file suite, results land in the database and the run folder, a job is
-cancelled and resumed without losing answers, and bad requests are refused naming the field."""
+so math-verify grades off the main thread, where its SIGALRM timeouts cannot work. The worker advertises
+the service's own ``/v1`` as its engine, so jobs generate through the ``openai`` engine, routed as they
+would be to a GPU worker's vLLM server. A run learns to answer 4; a job benchmarks it on a file suite;
+results land in the database and the run folder; a cancelled job stops its requests and resumes without
+losing answers; an engine that goes down fails the job in one line naming it, and resuming continues;
+bad requests are refused naming the field."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, WorkerProcess, Path]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, WorkerProcess, Path, LiveServer]]:
     root = tmp_path_factory.mktemp("bench")
     settings = make_settings(root / "home")
     settings.home.mkdir()
@@ -39,18 +42,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clie
     # The questions as a math suite asks them (its template), so the suite below asks what was learnt.
     _write(settings.home / "four.jsonl", [{"question": MATH_TEMPLATE.format(problem=f"What is 2 + 2? (variant {i})"),
                                            "answer": "2 + 2 = 4\n#### 4"} for i in range(46)])
-    worker = WorkerProcess(settings, root / "worker.log", args=("--pool", "threads"))
     with LiveServer(settings) as api, httpx.Client(base_url=api.url, timeout=60) as http:
+        worker = WorkerProcess(settings, root / "worker.log", args=("--pool", "threads", "--engine-url", api.v1))
         worker.start()
         try:
-            yield http, worker, settings.home
+            yield http, worker, settings.home, api
         finally:
             worker.stop()
 
 
 @pytest.fixture(scope="module")
 def trained(stack) -> dict:
-    http, worker, home = stack
+    http, worker, home, api = stack
     r = http.post("/runs", json={**LEARN_FOUR, "dataset": "four.jsonl", "name": "learns four"})
     assert r.status_code == 201, r.text
     run = wait_status(http, r.json()["id"], timeout=300, worker=worker)
@@ -59,7 +62,7 @@ def trained(stack) -> dict:
 
 
 def test_the_runs_own_evaluation_is_a_benchmark_result(stack, trained) -> None:
-    http, _, _ = stack
+    http, _, _, _ = stack
     out = http.get(f"/runs/{trained['id']}/benchmarks").json()
     (heldout,) = [r for r in out["results"] if r["suite"] == "heldout"]
     assert heldout["job_id"] == trained["id"] and out["jobs"] == []
@@ -70,7 +73,7 @@ def test_the_runs_own_evaluation_is_a_benchmark_result(stack, trained) -> None:
 
 
 def test_benchmark_job_grades_with_math_verify_in_a_thread_pool_worker(stack, trained) -> None:
-    http, worker, home = stack
+    http, worker, home, api = stack
     _write(home / "suites" / "sums.jsonl", [{"q": f"What is 2 + 2? (variant {i})", "a": "4"} for i in range(100, 105)]
            + [{"q": "What is 3 + 3? (variant 100)", "a": "6"}])
     r = http.post(f"/runs/{trained['id']}/benchmarks", json={
@@ -79,6 +82,11 @@ def test_benchmark_job_grades_with_math_verify_in_a_thread_pool_worker(stack, tr
     job = r.json()
     assert job["parent_id"] == trained["id"] and job["config"]["mode"] == "evaluate"
     assert job["config"]["sft_model_path"].endswith("final_model")
+    # Routed to the engine the worker advertises (here the service's own /v1, as a GPU worker's vLLM would be).
+    assert (job["config"]["engine"], job["config"]["engine_url"]) == ("openai", api.v1)
+    assert (job["config"]["engine_base_model"], job["config"]["engine_sft_model"]) == ("tiny-random", f"run-{trained['id']}")
+    health = http.get("/health").json()
+    assert any(w["engine"] == {"url": api.v1, "kind": "openai"} for w in health["workers"])
     done = wait_status(http, job["id"], timeout=300, worker=worker)
     assert done["status"] == "succeeded", (done["error"], worker.tail())
 
@@ -104,7 +112,7 @@ def test_benchmark_job_grades_with_math_verify_in_a_thread_pool_worker(stack, tr
 
 
 def test_a_cancelled_job_resumes_from_the_answers_it_kept(stack, trained) -> None:
-    http, worker, home = stack
+    http, worker, home, api = stack
     _write(home / "suites" / "many.jsonl", [{"q": f"What is {i} + {i}?", "a": str(2 * i)} for i in range(300)])
     r = http.post(f"/runs/{trained['id']}/benchmarks", json={
         "benchmarks": "many=suites/many.jsonl?problem=q&answer=a&grader=number", "eval_batch_size": 4,
@@ -114,6 +122,9 @@ def test_a_cancelled_job_resumes_from_the_answers_it_kept(stack, trained) -> Non
     assert http.post(f"/runs/{job['id']}/cancel").status_code == 202
     cancelled = wait_status(http, job["id"], timeout=120, worker=worker)
     assert cancelled["status"] == "cancelled", cancelled
+    # The job's requests still out were closed, and the engine stopped generating for them.
+    serving = api.app.state.services.serving
+    wait_for(lambda: serving.load() == {"pending_rows": 0, "active_rows": 0}, 20, what="the engine to go idle")
     kept = (Path(cancelled["output_dir"]) / "benchmarks" / "many.jsonl").read_text().splitlines()
     assert 2 <= len(kept) < 301
 
@@ -127,6 +138,33 @@ def test_a_cancelled_job_resumes_from_the_answers_it_kept(stack, trained) -> Non
     assert [json.loads(line) for line in kept[1:]] == records[:len(kept) - 1]
 
 
+def test_an_engine_that_goes_down_fails_the_job_in_one_line_and_resuming_continues(stack, trained) -> None:
+    http, worker, home, api = stack
+    _write(home / "suites" / "longer.jsonl", [{"q": f"What is {i} + 1?", "a": str(i + 1)} for i in range(200)])
+    engine = LiveServer(api.settings).__enter__()  # a second server on the same database: the engine
+    port = engine.port
+    r = http.post(f"/runs/{trained['id']}/benchmarks", json={
+        "benchmarks": "longer=suites/longer.jsonl?problem=q&answer=a&grader=number", "eval_batch_size": 4,
+        "max_new_tokens": 24, "engine": "openai", "engine_url": engine.v1})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    wait_for(lambda: http.get(f"/runs/{job['id']}").json()["progress"] > 0.02, 120, what="the job to answer some")
+    engine.__exit__(None, None, None)  # the engine goes down mid-job
+    failed = wait_status(http, job["id"], timeout=120, worker=worker)
+    assert failed["status"] == "failed" and engine.v1 in failed["error"] and "\n" not in failed["error"]
+    kept = (Path(failed["output_dir"]) / "benchmarks" / "longer.jsonl").read_text().splitlines()
+    assert 2 <= len(kept) < 201
+
+    with LiveServer(api.settings, port=port):  # back up: resuming continues from the kept answers
+        assert http.post(f"/runs/{job['id']}/resume").status_code == 202
+        done = wait_status(http, job["id"], timeout=400, worker=worker)
+    assert done["status"] == "succeeded", (done["error"], worker.tail())
+    logs = " ".join(line["message"] for line in http.get(f"/runs/{job['id']}/logs?limit=5000").json()["lines"])
+    assert f"{len(kept) - 1} of 200 problems already answered" in logs
+    records = http.get(f"/runs/{trained['id']}/benchmarks/longer").json()["records"]
+    assert [json.loads(line) for line in kept[1:]] == records[:len(kept) - 1]
+
+
 @pytest.mark.parametrize("body, needle", [
     ({"benchmarks": "nope"}, "'nope'"),
     ({"benchmarks": "math500=/etc/passwd"}, "DISTILL_HOME"),
@@ -136,14 +174,14 @@ def test_a_cancelled_job_resumes_from_the_answers_it_kept(stack, trained) -> Non
     ({"benchmarks": "heldout", "bogus": 1}, "bogus"),
 ])
 def test_bad_benchmark_requests_name_the_field(stack, trained, body, needle) -> None:
-    http, _, _ = stack
+    http, _, _, _ = stack
     r = http.post(f"/runs/{trained['id']}/benchmarks", json=body)
     assert r.status_code == 422, r.text
     assert needle in json.dumps(r.json()["detail"])
 
 
 def test_benchmark_needs_a_trained_model(stack, trained) -> None:
-    http, _, _ = stack
+    http, _, _, _ = stack
     assert http.post("/runs/99999/benchmarks", json={"benchmarks": "heldout"}).status_code == 404
     job_id = http.get(f"/runs/{trained['id']}/benchmarks").json()["jobs"][0]["id"]
     r = http.post(f"/runs/{job_id}/benchmarks", json={"benchmarks": "heldout"})

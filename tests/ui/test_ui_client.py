@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from ui.client import ApiClient, ApiError, AsyncApiClient, SSEParser, iter_sse
+from ui.client import ApiCallError, ApiClient, AsyncApiClient
 
 
 def run_async(coro):  # noqa: ANN001, ANN201
@@ -69,7 +69,7 @@ def test_422_becomes_one_line_with_field_errors() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(422, json={"detail": detail})
 
-    with pytest.raises(ApiError) as ei:
+    with pytest.raises(ApiCallError) as ei:
         _client(handler).create_run({"epochs": 0, "learning_rate": 0})
     e = ei.value
     assert e.status == 422
@@ -77,13 +77,66 @@ def test_422_becomes_one_line_with_field_errors() -> None:
     assert "\n" not in str(e) and "epochs: Input should be greater than 0" in str(e)
 
 
-def test_422_one_line_detail_naming_a_flag_maps_to_the_field() -> None:
+def test_422_marks_every_bad_field_and_model_level_messages() -> None:
+    detail = [{"loc": ["body", "num_samples"], "msg": "Input should be greater than or equal to 1"},
+              {"loc": ["body", "benchmarks"], "msg": "Value error, benchmark 'nosuch' is not built-in"},
+              {"loc": ["body"], "msg": "--mode evaluate needs --sft_model_path"}]
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json={"detail": detail})
+
+    with pytest.raises(ApiCallError) as ei:
+        _client(handler).create_benchmark_job(3, "nosuch", num_samples=0)
+    assert ei.value.field_errors == {"num_samples": "Input should be greater than or equal to 1",
+                                     "benchmarks": "benchmark 'nosuch' is not built-in"}
+    assert "--mode evaluate needs --sft_model_path" in str(ei.value)
+
+
+def test_a_plain_422_detail_is_the_message() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(422, json={"detail": "--max_samples: must be at least 1 (got 0)"})
 
-    with pytest.raises(ApiError) as ei:
+    with pytest.raises(ApiCallError) as ei:
         _client(handler).create_run({"max_samples": 0})
-    assert ei.value.field_errors == {"max_samples": "must be at least 1 (got 0)"}
+    assert ei.value.field_errors == {} and "--max_samples: must be at least 1" in str(ei.value)
+
+
+def test_benchmark_endpoints_follow_the_contract() -> None:
+    calls = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append((req.method, req.url.path, dict(req.url.params), json.loads(req.content) if req.content else None))
+        if req.url.path.endswith("/metric-definitions"):
+            return httpx.Response(200, json=[{"key": "pass@1", "label": "pass@1"}])
+        if req.method == "POST" and req.url.path.endswith("/benchmarks"):
+            return httpx.Response(202, json={"id": 9, "parent_id": 3, "status": "queued"})
+        return httpx.Response(200, json={"items": [], "metrics": [], "results": [], "jobs": [], "records": []})
+
+    api = _client(handler)
+    job = api.create_benchmark_job(3, "gsm8k,mine=mine.jsonl", benchmark_limit=5, num_samples=None, max_new_tokens=32)
+    assert job["parent_id"] == 3
+    api.run_benchmarks(3)
+    api.benchmark_samples(3, "math 500", job_id=9)
+    api.benchmark_samples(3, "gsm8k")
+    api.leaderboard()
+    assert api.metric_definitions() == [{"key": "pass@1", "label": "pass@1"}]
+    api.resolve_config({"preset": "demo"})
+    assert calls[0] == ("POST", "/api/v1/runs/3/benchmarks", {},
+                        {"benchmarks": "gsm8k,mine=mine.jsonl", "benchmark_limit": 5, "max_new_tokens": 32})
+    assert calls[1][:2] == ("GET", "/api/v1/runs/3/benchmarks")
+    assert calls[2][:3] == ("GET", "/api/v1/runs/3/benchmarks/math 500", {"job_id": "9"})
+    assert calls[3][:3] == ("GET", "/api/v1/runs/3/benchmarks/gsm8k", {})
+    assert [c[:2] for c in calls[4:]] == [("GET", "/api/v1/benchmarks"), ("GET", "/api/v1/metric-definitions"),
+                                         ("POST", "/api/v1/config/resolve")]
+    assert calls[-1][3] == {"preset": "demo"}
+
+
+def test_409_of_a_benchmark_job_is_one_line() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, json={"detail": "run 3 has no trained model yet (status running)"})
+
+    with pytest.raises(ApiCallError, match=r"run 3 has no trained model yet \(status running\) \(409\)"):
+        _client(handler).create_benchmark_job(3, ["gsm8k"])
 
 
 @pytest.mark.parametrize(("status", "body", "expected"), [
@@ -99,7 +152,7 @@ def test_http_errors_are_readable(status: int, body, expected: str) -> None:
             return httpx.Response(status, text=body, headers={"content-type": "text/html"})
         return httpx.Response(status, json=body)
 
-    with pytest.raises(ApiError) as ei:
+    with pytest.raises(ApiCallError) as ei:
         _client(handler).get_run(9)
     msg = str(ei.value)
     assert expected in msg and "\n" not in msg and "<html>" not in msg and "Traceback" not in msg
@@ -108,7 +161,7 @@ def test_http_errors_are_readable(status: int, body, expected: str) -> None:
 
 def test_unreachable_api_is_one_readable_line() -> None:
     api = ApiClient("http://127.0.0.1:9", timeout=2)  # port 9 (discard): nothing listens
-    with pytest.raises(ApiError) as ei:
+    with pytest.raises(ApiCallError) as ei:
         api.health()
     assert "cannot reach the API at http://127.0.0.1:9" in str(ei.value) and ei.value.status is None
 
@@ -120,19 +173,20 @@ def test_evaluation_404_means_not_yet() -> None:
     assert _client(handler).get_evaluation(1) is None
 
 
-def test_sse_parser_follows_the_spec() -> None:
+def test_sse_events_follow_the_spec() -> None:
     text = (": comment\n\nevent: log\nid: 1\ndata: {\"seq\": 1, \"message\": \"a\"}\n\n"
             "event: log\nid: 2\ndata: line one\ndata: line two\n\n"
             "data: plain\n\nevent: end\ndata: {\"status\": \"succeeded\"}\n\n")
-    events = list(iter_sse(text.splitlines()))
-    assert [(e.event, e.id) for e in events] == [("log", "1"), ("log", "2"), ("message", None), ("end", None)]
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    events = list(_client(handler).stream_logs(1))
+    assert [e.event for e in events] == ["log", "log", "message", "end"]
+    assert [e.id for e in events[:2]] == ["1", "2"]
     assert events[0].json() == {"seq": 1, "message": "a"}
     assert events[1].data == "line one\nline two"
     assert events[3].json() == {"status": "succeeded"}
-    p = SSEParser()
-    for line in ["id: 7", "data: x", ""]:
-        p.feed(line)
-    assert p.last_event_id == "7"
 
 
 def test_log_stream_sends_last_event_id() -> None:
@@ -179,5 +233,5 @@ def test_async_stream_error_status_is_readable() -> None:
         async for _ in api.generate_stream(3, "hi"):
             pass
 
-    with pytest.raises(ApiError, match="run 3 has no model yet"):
+    with pytest.raises(ApiCallError, match="run 3 has no model yet"):
         run_async(collect())

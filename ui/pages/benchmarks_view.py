@@ -49,16 +49,16 @@ def delta_html(block: dict[str, Any], catalog: Catalog) -> str:
             f"{significance_html(block, short=True)}")
 
 
-def cell_html(block: dict[str, Any], catalog: Catalog) -> str:
-    """``0.0% [0.0, 16.1] → 10.0% [2.8, 30.1]``, the delta with the test's mark, problems × samples."""
+def cell_html(block: dict[str, Any], catalog: Catalog, size: bool = True) -> str:
+    """``0.0% [0.0, 16.1] → 10.0% [2.8, 30.1]``, the delta with the test's mark (and problems × samples)."""
     base, sft = block.get("base") or {}, block.get("sft") or {}
     b = catalog.with_interval(HEADLINE, base.get(HEADLINE), base.get("pass@1_ci"))
     s = catalog.with_interval(HEADLINE, sft.get(HEADLINE), sft.get("pass@1_ci"))
-    size = f"{block.get('n_problems', '?')} problems × {block.get('num_samples', '?')}"
+    size_text = f"{block.get('n_problems', '?')} problems × {block.get('num_samples', '?')}"
     return (f'<div class="ds-cell-main"><span class="ds-cell-base">{esc(b)}</span> → '
             f'<b class="ds-cell-sft">{esc(s)}</b></div>'
             f'<div class="ds-cell-delta">{delta_html(block, catalog)}</div>'
-            f'<div class="ds-small ds-muted">{esc(size)}</div>')
+            + (f'<div class="ds-small ds-muted">{esc(size_text)}</div>' if size else ""))
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -106,7 +106,8 @@ def _rows(block: dict[str, Any], catalog: Catalog) -> list[tuple[str, str, Any, 
         if k != "1":
             out.append((f"pass@{k}", HEADLINE, (base.get("pass@k") or {}).get(k), (sft.get("pass@k") or {}).get(k), None))
     keys = [k for k in {**base, **sft} if k not in NOT_ROWS]
-    ordered = [k for k in catalog.keys() if k in keys] + [k for k in keys if k not in catalog.keys()]
+    # The catalog says which numbers are worth a row, and in what order (all of them, raw, without it).
+    ordered = [k for k in catalog.keys() if k in keys] if catalog else keys
     for k in ordered:
         note = "needs num_samples > 1" if k == "cons@n" and (block.get("num_samples") or 1) < 2 else None
         out.append((catalog.label(k), k, base.get(k), sft.get(k), note))
@@ -122,8 +123,9 @@ def settings_line(block: dict[str, Any]) -> str:
     return " · ".join(bits)
 
 
-def suite_card_html(result: dict[str, Any], catalog: Catalog) -> str:
-    """One result of ``GET /runs/{id}/benchmarks``: the cell, then pass@k, cons@n and the diagnostics."""
+def suite_card_html(result: dict[str, Any], catalog: Catalog, link: bool = True) -> str:
+    """One result of ``GET /runs/{id}/benchmarks``: the cell, then pass@k, cons@n and the diagnostics;
+    ``link``: with a link to its problems."""
     block = result.get("result") or {}
     suite, rid, job = result.get("suite", "?"), result.get("run_id"), result.get("job_id")
     origin = "the run's own evaluation" if job == rid else f"benchmark job #{job}"
@@ -139,12 +141,12 @@ def suite_card_html(result: dict[str, Any], catalog: Catalog) -> str:
                     f"<td>{esc(catalog.fmt(key, sv))}</td>"
                     f'<td class="{catalog.delta_class(key, d)}">{esc(catalog.fmt(key, d, signed=True))}</td></tr>')
     _, words, _ = significance(block)
+    head = (f'<b>{esc(suite)}</b> <span class="ds-muted">{esc(block.get("n_problems", "?"))} problems × '
+            f"{esc(block.get('num_samples', '?'))} samples · {esc(origin)} · {esc(fmt_time(result.get('created_at')))}</span>")
+    if link:
+        head += f'<a class="ds-open-link" {open_attrs(rid, suite, job)}>Problem by problem →</a>'
     return (f'<div class="ds-suite" data-suite="{esc(suite)}" data-job="{esc(job)}">'
-            f'<div class="ds-suite-head"><b>{esc(suite)}</b> <span class="ds-muted">{esc(block.get("n_problems", "?"))} '
-            f"problems × {esc(block.get('num_samples', '?'))} samples · {esc(origin)} · "
-            f"{esc(fmt_time(result.get('created_at')))}</span>"
-            f'<a class="ds-open-link" {open_attrs(rid, suite, job)}>Problem by problem →</a></div>'
-            f'<div class="ds-suite-cell">{cell_html(block, catalog)}</div>'
+            f'<div class="ds-suite-head">{head}</div><div class="ds-suite-cell">{cell_html(block, catalog, size=False)}</div>'
             f'<div class="ds-small ds-muted">SFT − base: {esc(words)}</div>'
             f'<div class="ds-scroll"><table class="ds-table ds-metrics ds-suite-table"><thead><tr><th>Metric</th>'
             f"<th>Base</th><th>SFT</th><th>Δ (SFT − base)</th></tr></thead><tbody>{''.join(body)}</tbody></table></div>"
@@ -154,7 +156,7 @@ def suite_card_html(result: dict[str, Any], catalog: Catalog) -> str:
 def suites_html(results: Sequence[dict[str, Any]], catalog: Catalog) -> str:
     if not results:
         return '<div class="ds-muted">No benchmark results yet.</div>'
-    return "".join(suite_card_html(r, catalog) for r in results)
+    return f'<div class="ds-suites">{"".join(suite_card_html(r, catalog) for r in results)}</div>'
 
 
 # --------------------------------------------------------------------------- problem by problem
@@ -181,7 +183,7 @@ def _score_chip(who: str, samples: Sequence[dict[str, Any]]) -> str:
         ok = bool(samples[0].get("correct"))
         return f'<span class="ds-chip {"ds-good" if ok else "ds-bad"}">{who} {"✓" if ok else "✗"}</span>'
     cls = "ds-good" if right == n else "ds-bad" if right == 0 else "ds-neutral"
-    return f'<span class="ds-chip {cls}">{who} {right}/{n} ✓</span>'
+    return f'<span class="ds-chip {cls}">{who} {right}/{n} right</span>'
 
 
 def problem_html(record: dict[str, Any]) -> str:

@@ -108,6 +108,9 @@ class Ctx:
     aapi: AsyncApiClient
     schema: FormSchema
     catalog_cache: CatalogCache | None = None
+    # POST /config/resolve of each preset alone (the launch form's baseline); presets do not change while
+    # the server runs.
+    resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:

@@ -1,60 +1,47 @@
-"""Launch: every run-configuration field, grouped, with defaults and help; presets; dataset picker; Launch."""
+"""Launch: every run-configuration field, grouped, with defaults and help; presets; dataset picker; Launch.
+
+The request holds the preset plus only the fields that differ from what the API resolves for that
+preset (``POST /config/resolve``), so the CLI command shown is short and equivalent.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 
-from ui.client import ApiError
-from ui.format import banner_html, cli_command, config_diff, curl_command, kv_html, preview_html
+from ui.client import ApiCallError
+from ui.manager import Manager
 from ui.pages.common import GROUP_TITLES, Ctx, FieldSpec, error_text
+from ui.shared import banner_html, esc, finite, kv_html
 
+PAGE = "launch"
 NO_PRESET = ""
-WIDE_FIELDS = {"model", "dataset", "output_dir", "sft_model_path", "lora_target_modules", "name"}
+WIDE_FIELDS = {"model", "dataset", "output_dir", "sft_model_path", "lora_target_modules", "name", "benchmarks"}
+NO_SCHEMA = ("The API did not answer when the dashboard started, so the run form could not be built from its "
+             "schema. Restart the dashboard once the API is up.")
 
 
-@dataclass
-class LaunchPage:
-    fields: dict[str, gr.components.Component]
-    preset: gr.Dropdown
-    preset_info: gr.Markdown
-    banner: gr.HTML
-    launch_btn: gr.Button
-    cli: gr.Code
-    curl: gr.Code
-    ds_pick: gr.Dropdown
-    ds_upload: gr.UploadButton
-    ds_preview: gr.HTML
-    ds_report: gr.HTML
-    presets_state: gr.State
-    datasets_state: gr.State
+# --------------------------------------------------------------------------- form values
 
-
-def _component(spec: FieldSpec) -> gr.components.Component:
-    common = dict(label=spec.name, info=spec.help, elem_id=f"field-{spec.name}",
-                  min_width=380 if spec.name in WIDE_FIELDS else 200)
-    if spec.kind == "bool":
-        return gr.Checkbox(value=bool(spec.default), **common)
-    if spec.kind == "enum":
-        return gr.Dropdown(choices=spec.choices, value=spec.default, **common)
-    if spec.name in ("model", "dataset"):
-        choices = [spec.default] if spec.default else []
-        return gr.Dropdown(choices=choices, value=spec.default, allow_custom_value=True, filterable=True, **common)
-    if spec.kind in ("int", "float") and not spec.nullable:
-        return gr.Number(value=spec.default, precision=0 if spec.kind == "int" else None, **common)
-    if spec.kind in ("int", "float"):  # optional number: a text box, so "empty = default" is possible
-        return gr.Textbox(value="" if spec.default is None else str(spec.default), placeholder="(empty: default)",
-                          **common)
-    return gr.Textbox(value=spec.default or "", placeholder="(empty: default)" if spec.nullable else None, **common)
+def split_list(value: Any) -> list[str]:
+    """``"gsm8k, math500=data/m.jsonl"`` → ``["gsm8k", "math500=data/m.jsonl"]``."""
+    items = value if isinstance(value, (list, tuple)) else str(value or "").split(",")
+    return [str(x).strip() for x in items if str(x).strip()]
 
 
 def coerce(spec: FieldSpec | None, value: Any) -> Any:
-    """A form value as the API wants it (empty optional → None, whole floats of int fields → int)."""
+    """A form value as the API wants it (empty optional → None, whole floats of int fields → int,
+    a comma-separated list → a list)."""
     if spec is None:
         return value
+    if spec.kind == "list":
+        return split_list(value)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None if spec.nullable or spec.kind != "str" else ""
     if spec.kind in ("int", "float"):
@@ -72,160 +59,278 @@ def coerce(spec: FieldSpec | None, value: Any) -> Any:
     return value
 
 
-def build(ctx: Ctx) -> LaunchPage:
-    schema = ctx.schema
+def shown_value(spec: FieldSpec, value: Any) -> Any:
+    """A configuration value as its form field shows it."""
+    if spec.kind == "list":
+        return ",".join(split_list(value))
+    if value is None and (spec.kind == "str" or spec.nullable):
+        return ""
+    if spec.nullable and spec.kind in ("int", "float"):
+        return str(value)
+    return value
+
+
+def config_diff(values: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Fields whose value differs from ``baseline`` (defaults + preset), dropping empty optionals."""
+    out = {}
+    for k, v in values.items():
+        if v is None and baseline.get(k) is None:
+            continue
+        if k in baseline and _same(v, baseline[k]):
+            continue
+        out[k] = v
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if finite(a) and finite(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def cli_command(body: dict[str, Any]) -> str:
+    """``distill --flag value …`` for a POST /runs body (booleans as --flag / --no-flag, lists comma-joined)."""
+    parts = ["distill"]
+    for k, v in body.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            parts.append(f"--{k}" if v else f"--no-{k}")
+        else:
+            parts += [f"--{k}", shlex.quote(_num(v))]
+    return " ".join(parts)
+
+
+def curl_command(api_base: str, body: dict[str, Any], with_token: bool) -> str:
+    auth = ' \\\n  -H "Authorization: Bearer $DISTILL_API_TOKEN"' if with_token else ""
+    data = json.dumps(body, separators=(", ", ": "))
+    return (f"curl -sS -X POST {shlex.quote(api_base.rstrip('/') + '/api/v1/runs')}{auth} \\\n"
+            f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(data)}")
+
+
+def preview_html(rows: Sequence[dict[str, Any]]) -> str:
+    """Converted training rows: system, prompt, and the completion with its ``<think>`` block."""
+    if not rows:
+        return '<div class="ds-muted">No rows.</div>'
+    cards = []
+    for i, r in enumerate(rows, start=1):
+        system = r.get("system")
+        cards.append(
+            f'<div class="ds-sample"><div class="ds-sample-head"><span class="ds-sample-n">row {i}</span></div>'
+            + (f'<div class="ds-small ds-muted">system: {esc(system)}</div>' if system else "")
+            + f'<div class="ds-prompt">{esc(r.get("prompt"))}</div>'
+            + '<div class="ds-col-title">completion (as trained)</div>'
+            + f'<pre class="ds-raw">{esc(r.get("completion"))}</pre></div>'
+        )
+    return "".join(cards)
+
+
+def form_values(ctx: Ctx, values: list[Any]) -> dict[str, Any]:
+    return {name: coerce(ctx.schema.get(name), v) for name, v in zip(ctx.schema.names, values, strict=True)}
+
+
+def baseline(ctx: Ctx, preset: str | None) -> dict[str, Any]:
+    """What the API makes of the preset alone (``POST /config/resolve``), asked once per preset; while the
+    API does not answer, the schema's defaults."""
+    key = preset or NO_PRESET
+    if key not in ctx.resolved:
+        try:
+            ctx.resolved[key] = ctx.api.resolve_config({"preset": preset} if preset else {})
+        except ApiCallError:
+            return dict(ctx.schema.defaults)
+    return ctx.resolved[key]
+
+
+def request_body(ctx: Ctx, preset: str | None, values: list[Any]) -> dict[str, Any]:
+    """The POST /runs body: the preset plus every field that differs from what the preset/defaults give."""
+    current = form_values(ctx, values)
+    body: dict[str, Any] = {"preset": preset} if preset else {}
+    body.update(config_diff(current, baseline(ctx, preset)))
+    return body
+
+
+def commands(ctx: Ctx, preset: str | None, values: list[Any]) -> tuple[str, str]:
+    body = request_body(ctx, preset, values)
+    return cli_command(body), curl_command(ctx.public_api_url, body, bool(ctx.token))
+
+
+# --------------------------------------------------------------------------- page
+
+def _component(spec: FieldSpec) -> gr.components.Component:
+    common = dict(label=spec.name, info=spec.help, elem_id=f"field-{spec.name}",
+                  min_width=380 if spec.name in WIDE_FIELDS else 200)
+    if spec.kind == "bool":
+        return gr.Checkbox(value=bool(spec.default), **common)
+    if spec.kind == "enum":
+        return gr.Dropdown(choices=spec.choices, value=spec.default, **common)
+    if spec.name in ("model", "dataset"):
+        choices = [spec.default] if spec.default else []
+        return gr.Dropdown(choices=choices, value=spec.default, allow_custom_value=True, filterable=True, **common)
+    if spec.kind == "list":
+        return gr.Textbox(value=shown_value(spec, spec.default), placeholder="comma-separated", **common)
+    if spec.kind in ("int", "float") and not spec.nullable:
+        return gr.Number(value=spec.default, precision=0 if spec.kind == "int" else None, **common)
+    if spec.kind in ("int", "float"):  # optional number: a text box, so "empty = default" is possible
+        return gr.Textbox(value="" if spec.default is None else str(spec.default), placeholder="(empty: default)",
+                          **common)
+    return gr.Textbox(value=spec.default or "", placeholder="(empty: default)" if spec.nullable else None, **common)
+
+
+def field_list(ctx: Ctx, m: Manager) -> list[Any]:
+    """The form's fields in schema order."""
+    return [m[f"{PAGE}.field_{n}"] for n in ctx.schema.names]
+
+
+def build(ctx: Ctx, m: Manager) -> None:
+    e: dict[str, Any] = {}
     gr.Markdown(
         "Pick a **preset** (or keep the defaults: the embedded CPU demo), adjust any field, then **Launch**. "
         "The run opens on its own page, where logs and curves stream live.",
         elem_classes=["ds-muted"],
     )
     with gr.Row(equal_height=False):
-        preset = gr.Dropdown(label="Preset", choices=[("Defaults: embedded CPU demo", NO_PRESET)], value=NO_PRESET,
-                             scale=3, elem_id="preset-pick", info="Fills the form; you can still change any field.")
-        launch_btn = gr.Button("▶ Launch run", variant="primary", scale=1, elem_id="launch-btn", min_width=160)
-    preset_info = gr.Markdown("")
-    banner = gr.HTML("", elem_id="launch-banner", elem_classes=["ds-collapse"])
-    fields: dict[str, gr.components.Component] = {}
+        e["preset"] = gr.Dropdown(label="Preset", choices=[("Defaults: embedded CPU demo", NO_PRESET)], value=NO_PRESET,
+                                  scale=3, elem_id="preset-pick", info="Fills the form; you can still change any field.")
+        e["launch_btn"] = gr.Button("▶ Launch run", variant="primary", scale=1, elem_id="launch-btn", min_width=160)
+    e["preset_info"] = gr.Markdown("")
+    e["banner"] = gr.HTML(banner_html(NO_SCHEMA) if not ctx.schema.fields else "", elem_id="launch-banner",
+                          elem_classes=["ds-collapse"])
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
-            for group, specs in schema.by_group().items():
+            for group, specs in ctx.schema.by_group().items():
                 with gr.Group(elem_id=f"group-{group}"):
                     gr.Markdown(f"### {GROUP_TITLES.get(group, group.title())}", padding=True)
                     with gr.Row(equal_height=False):
                         for spec in specs:
-                            fields[spec.name] = _component(spec)
+                            e[f"field_{spec.name}"] = _component(spec)
                     if group == "data":
                         with gr.Row(equal_height=False):
-                            ds_pick = gr.Dropdown(label="Dataset picker", choices=[], value=None, scale=3,
-                                                  info="Known datasets; picking one fills `dataset` and shows a preview",
-                                                  elem_id="dataset-pick")
-                            ds_upload = gr.UploadButton("⬆ Upload .jsonl/.json/.parquet", file_types=[".jsonl", ".json", ".parquet"],
-                                                        scale=1, min_width=160, size="md")
+                            e["ds_pick"] = gr.Dropdown(
+                                label="Dataset picker", choices=[], value=None, scale=3, elem_id="dataset-pick",
+                                info="Known datasets; picking one fills `dataset` and shows a preview")
+                            e["ds_upload"] = gr.UploadButton(
+                                "⬆ Upload .jsonl/.json/.parquet", file_types=[".jsonl", ".json", ".parquet"],
+                                scale=1, min_width=160, size="md")
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("#### Same run from a terminal")
-            cli = gr.Code(label="CLI (runs in this shell, no server)", language="shell", interactive=False,
-                          value="distill", elem_classes=["ds-code"], elem_id="cli-cmd", lines=2)
-            curl = gr.Code(label="REST API (curl)", language="shell", interactive=False, elem_classes=["ds-code"],
-                           elem_id="curl-cmd", lines=4)
+            e["cli"] = gr.Code(label="CLI (runs in this shell, no server)", language="shell", interactive=False,
+                               value="distill", elem_classes=["ds-code"], elem_id="cli-cmd", lines=2)
+            e["curl"] = gr.Code(label="REST API (curl)", language="shell", interactive=False, elem_classes=["ds-code"],
+                                elem_id="curl-cmd", lines=4)
             gr.Markdown("#### Training data preview")
-            ds_preview = gr.HTML('<div class="ds-muted">Pick a dataset above to see a few rows as they are trained '
-                                 "(converted to the <code>&lt;think&gt;</code> format).</div>", elem_id="dataset-preview",
-                                 max_height=520)
-            ds_report = gr.HTML("", elem_id="dataset-report")
-    return LaunchPage(fields=fields, preset=preset, preset_info=preset_info, banner=banner, launch_btn=launch_btn,
-                      cli=cli, curl=curl, ds_pick=ds_pick, ds_upload=ds_upload, ds_preview=ds_preview,
-                      ds_report=ds_report, presets_state=gr.State({}), datasets_state=gr.State([]))
+            e["ds_preview"] = gr.HTML('<div class="ds-muted">Pick a dataset above to see a few rows as they are '
+                                      "trained (converted to the <code>&lt;think&gt;</code> format).</div>",
+                                      elem_id="dataset-preview", max_height=520)
+            e["ds_report"] = gr.HTML("", elem_id="dataset-report")
+    e["presets_state"] = gr.State({})
+    e["datasets_state"] = gr.State([])
+    m.add(PAGE, e)
 
 
-# --------------------------------------------------------------------------- logic (pure where possible)
-
-def form_values(ctx: Ctx, values: list[Any]) -> dict[str, Any]:
-    return {name: coerce(ctx.schema.get(name), v) for name, v in zip(ctx.schema.names, values, strict=True)}
-
-
-def baseline(ctx: Ctx, preset: str | None, presets: dict[str, Any]) -> dict[str, Any]:
-    base = dict(ctx.schema.defaults)
-    if preset and preset in presets:
-        base.update((presets[preset] or {}).get("config") or {})
-    return base
-
-
-def request_body(ctx: Ctx, preset: str | None, presets: dict[str, Any], values: list[Any]) -> dict[str, Any]:
-    """The POST /runs body: the preset plus every field that differs from what the preset/defaults give."""
-    current = form_values(ctx, values)
-    body: dict[str, Any] = {"preset": preset} if preset else {}
-    body.update(config_diff(current, baseline(ctx, preset, presets)))
-    return body
-
-
-def commands(ctx: Ctx, preset: str | None, presets: dict[str, Any], values: list[Any]) -> tuple[str, str]:
-    body = request_body(ctx, preset, presets, values)
-    return cli_command(body), curl_command(ctx.public_api_url, body, bool(ctx.token))
-
-
-def field_updates(ctx: Ctx, errors: dict[str, str]) -> list[Any]:
-    """Each field's help text, or its validation error (red) when the API refused it."""
-    out = []
+def field_updates(ctx: Ctx, m: Manager, errors: dict[str, str]) -> dict[Any, Any]:
+    """Each field's help text, or its validation error (red) when the API refused it: every bad field."""
+    out = {}
     for spec in ctx.schema.fields:
         msg = errors.get(spec.name)
-        if msg:
-            out.append(gr.update(info=f"⚠ {msg}", elem_classes=["ds-field-error"]))
-        else:
-            out.append(gr.update(info=spec.help, elem_classes=[]))
+        out[m[f"{PAGE}.field_{spec.name}"]] = (gr.update(info=f"⚠ {msg}", elem_classes=["ds-field-error"]) if msg
+                                               else gr.update(info=spec.help, elem_classes=[]))
     return out
 
 
-def fill_updates(ctx: Ctx, config: dict[str, Any]) -> list[Any]:
-    out = []
-    for spec in ctx.schema.fields:
-        v = config.get(spec.name, spec.default)
-        if v is None and (spec.kind == "str" or spec.nullable):
-            v = ""
-        elif spec.nullable and spec.kind in ("int", "float"):
-            v = str(v)
-        out.append(gr.update(value=v, info=spec.help, elem_classes=[]))
-    return out
+def fill_updates(ctx: Ctx, m: Manager, config: dict[str, Any]) -> dict[Any, Any]:
+    return {m[f"{PAGE}.field_{spec.name}"]: gr.update(value=shown_value(spec, config.get(spec.name, spec.default)),
+                                                      info=spec.help, elem_classes=[])
+            for spec in ctx.schema.fields}
 
 
-def wire(ctx: Ctx, page: LaunchPage) -> None:
+def launch(ctx: Ctx, m: Manager, preset: str, values: list[Any]) -> tuple[dict[Any, Any], int | None]:
+    """POST /runs; (updates for this page, the new run's id or None)."""
+    banner = m[f"{PAGE}.banner"]
+    if not ctx.schema.fields:
+        return {banner: banner_html(NO_SCHEMA)}, None
+    try:
+        created = ctx.api.create_run(request_body(ctx, preset, values))
+    except ApiCallError as e:
+        known = {k: v for k, v in e.field_errors.items() if ctx.schema.get(k) is not None}
+        msg = e.message if not known or len(known) < len(e.field_errors) else \
+            f"Not launched: fix the field{'s' if len(known) > 1 else ''} marked in red ({', '.join(known)})."
+        return {banner: banner_html(msg), **field_updates(ctx, m, known)}, None
+    rid = int(created["id"])
+    return {banner: banner_html(f"Launched run #{rid}.", "ok"), **field_updates(ctx, m, {})}, rid
+
+
+def wire(ctx: Ctx, m: Manager) -> None:
     """Events that stay inside the page."""
-    field_list = list(page.fields.values())
+    p = m.page(PAGE)
+    fields = field_list(ctx, m)
 
-    def on_preset(preset: str, presets: dict[str, Any]):  # noqa: ANN202
-        cfg = baseline(ctx, preset, presets)
+    def on_preset(preset: str, presets: dict[str, Any]) -> dict[Any, Any]:
         desc = (presets.get(preset) or {}).get("description", "") if preset else ""
-        return [gr.update(value=f"*{desc}*" if desc else ""), *fill_updates(ctx, cfg)]
+        return {p["preset_info"]: gr.update(value=f"*{desc}*" if desc else ""),
+                **fill_updates(ctx, m, baseline(ctx, preset))}
 
-    page.preset.input(on_preset, [page.preset, page.presets_state], [page.preset_info, *field_list],
-                      show_progress="hidden")
+    p["preset"].input(on_preset, [p["preset"], p["presets_state"]], [p["preset_info"], *fields], show_progress="hidden")
 
-    def on_change(preset: str, presets: dict[str, Any], *values: Any):  # noqa: ANN202
+    def on_change(preset: str, *values: Any) -> tuple[str, str]:
         try:
-            return commands(ctx, preset, presets, list(values))
+            return commands(ctx, preset, list(values))
         except Exception as e:  # noqa: BLE001
             return f"# {error_text(e)}", ""
 
-    gr.on([page.preset.change, *[f.change for f in field_list], page.presets_state.change], on_change,
-          [page.preset, page.presets_state, *field_list], [page.cli, page.curl],
-          show_progress="hidden", trigger_mode="always_last", queue=False)
+    gr.on([p["preset"].change, *[f.change for f in fields], p["presets_state"].change], on_change,
+          [p["preset"], *fields], [p["cli"], p["curl"]], show_progress="hidden", trigger_mode="always_last", queue=False)
+    if "ds_pick" in p:
+        wire_datasets(ctx, m)
 
-    def on_pick(ds_id: Any, datasets: list[dict[str, Any]]):  # noqa: ANN202
+
+def wire_datasets(ctx: Ctx, m: Manager) -> None:
+    p = m.page(PAGE)
+    dataset = p["field_dataset"]
+
+    def on_pick(ds_id: Any, datasets: list[dict[str, Any]]) -> Any:
         item = next((d for d in datasets if str(d.get("id")) == str(ds_id)), None)
         if item is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip()
         try:
             prev = ctx.api.dataset_preview(item["id"], n=3)
-        except ApiError as e:
-            return gr.update(value=item["ref"]), banner_html(e.message), "", gr.skip()
-        report = kv_html(prev.get("report") or {}, "Data report")
-        return gr.update(value=item["ref"]), preview_html(prev.get("rows") or []), report, ""
+        except ApiCallError as e:
+            return {dataset: gr.update(value=item["ref"]), p["ds_preview"]: banner_html(e.message), p["ds_report"]: ""}
+        return {dataset: gr.update(value=item["ref"]), p["ds_preview"]: preview_html(prev.get("rows") or []),
+                p["ds_report"]: kv_html(prev.get("report") or {}, "Data report"), p["banner"]: ""}
 
-    page.ds_pick.input(on_pick, [page.ds_pick, page.datasets_state],
-                       [page.fields["dataset"], page.ds_preview, page.ds_report, page.banner])
+    p["ds_pick"].input(on_pick, [p["ds_pick"], p["datasets_state"]],
+                       [dataset, p["ds_preview"], p["ds_report"], p["banner"]])
 
-    def on_upload(file: Any, datasets: list[dict[str, Any]]):  # noqa: ANN202
+    def on_upload(file: Any, datasets: list[dict[str, Any]]) -> Any:
         path = file if isinstance(file, str) else getattr(file, "name", None)
         if not path:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip()
         try:
             item = ctx.api.upload_dataset(path, os.path.basename(path))
             items = ctx.api.list_datasets()
-        except ApiError as e:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), banner_html(e.message)
+        except ApiCallError as e:
+            return {p["banner"]: banner_html(e.message)}
         preview, report = "", kv_html(item.get("report") or {}, "Data report")
         try:
             prev = ctx.api.dataset_preview(item["id"], n=3)
             preview = preview_html(prev.get("rows") or [])
             report = kv_html(prev.get("report") or item.get("report") or {}, "Data report")
-        except ApiError as e:
+        except ApiCallError as e:
             preview = banner_html(e.message)
-        choices = dataset_choices(items)
-        return (gr.update(choices=choices, value=item["id"]), items, gr.update(value=item["ref"]), preview, report,
-                banner_html(f"Uploaded {item.get('name')}: {item.get('rows')} rows", "ok"))
+        return {p["ds_pick"]: gr.update(choices=dataset_choices(items), value=item["id"]), p["datasets_state"]: items,
+                dataset: gr.update(value=item["ref"]), p["ds_preview"]: preview, p["ds_report"]: report,
+                p["banner"]: banner_html(f"Uploaded {item.get('name')}: {item.get('rows')} rows", "ok")}
 
-    page.ds_upload.upload(on_upload, [page.ds_upload, page.datasets_state],
-                          [page.ds_pick, page.datasets_state, page.fields["dataset"], page.ds_preview, page.ds_report,
-                           page.banner])
+    p["ds_upload"].upload(on_upload, [p["ds_upload"], p["datasets_state"]],
+                          [p["ds_pick"], p["datasets_state"], dataset, p["ds_preview"], p["ds_report"], p["banner"]])
 
 
 def dataset_choices(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -236,42 +341,52 @@ def dataset_choices(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return out
 
 
-def refresh(ctx: Ctx, current_preset: str | None = None):  # noqa: ANN201
+def refresh(ctx: Ctx, m: Manager) -> dict[Any, Any]:
     """On page load: presets, known models and datasets from the API (the form stays usable without them)."""
+    p = m.page(PAGE)
     errors = []
     presets: dict[str, Any] = {}
     model_choices: list[str] = []
     try:
         models = ctx.api.models()
         presets = models.get("presets") or {}
-        for m in [models.get("embedded"), *(models.get("builtin") or []), *(models.get("cached") or [])]:
-            if m and m not in model_choices:
-                model_choices.append(m)
-        for p in presets.values():
-            m = (p.get("config") or {}).get("model")
-            if m and m not in model_choices:
-                model_choices.append(m)
-    except ApiError as e:
+        for mdl in [models.get("embedded"), *(models.get("builtin") or []), *(models.get("cached") or [])]:
+            if mdl and mdl not in model_choices:
+                model_choices.append(mdl)
+        for pr in presets.values():
+            mdl = (pr.get("config") or {}).get("model")
+            if mdl and mdl not in model_choices:
+                model_choices.append(mdl)
+    except ApiCallError as e:
         errors.append(e.message)
     datasets: list[dict[str, Any]] = []
     ds_refs: list[str] = []
     try:
         datasets = ctx.api.list_datasets()
         ds_refs = [d["ref"] for d in datasets if d.get("ref")]
-    except ApiError as e:
+    except ApiCallError as e:
         errors.append(e.message)
-    for p in presets.values():
-        ref = (p.get("config") or {}).get("dataset")
+    for pr in presets.values():
+        ref = (pr.get("config") or {}).get("dataset")
         if ref and ref not in ds_refs:
             ds_refs.append(ref)
     preset_choices = [("Defaults: embedded CPU demo", NO_PRESET)] + [
-        (f"{name}: {p.get('description', '')}", name) for name, p in presets.items()]
-    return (
-        gr.update(choices=preset_choices),
-        presets,
-        gr.update(choices=model_choices) if model_choices else gr.skip(),
-        gr.update(choices=ds_refs) if ds_refs else gr.skip(),
-        gr.update(choices=dataset_choices(datasets)),
-        datasets,
-        banner_html(errors[0]) if errors else "",
-    )
+        (f"{name}: {pr.get('description', '')}", name) for name, pr in presets.items()]
+    out: dict[Any, Any] = {p["preset"]: gr.update(choices=preset_choices), p["presets_state"]: presets}
+    if ctx.schema.fields:
+        out[p["banner"]] = banner_html(errors[0]) if errors else ""
+    if model_choices and "field_model" in p:
+        out[p["field_model"]] = gr.update(choices=model_choices)
+    if ds_refs and "field_dataset" in p:
+        out[p["field_dataset"]] = gr.update(choices=ds_refs)
+    if "ds_pick" in p:
+        out[p["ds_pick"]] = gr.update(choices=dataset_choices(datasets))
+        out[p["datasets_state"]] = datasets
+    return out
+
+
+def outputs(ctx: Ctx, m: Manager) -> list[Any]:
+    """Everything ``refresh`` may update."""
+    p = m.page(PAGE)
+    names = ["preset", "presets_state", "banner", "field_model", "field_dataset", "ds_pick", "datasets_state"]
+    return [p[n] for n in names if n in p]

@@ -3,40 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from ui.client import ApiError
-from ui.format import banner_html, esc, response_html
+from ui.answers import response_html
+from ui.client import ApiCallError
+from ui.manager import Manager
 from ui.pages.common import Ctx, run_choices, to_int
+from ui.shared import banner_html, esc
 
+PAGE = "playground"
 FLUSH_S = 0.08
 PLACEHOLDER = '<div class="ds-muted">The answer streams here.</div>'
 
 
-@dataclass
-class PlaygroundPage:
-    run: gr.Dropdown
-    refresh_btn: gr.Button
-    eval_prompt: gr.Dropdown
-    prompt: gr.Textbox
-    system: gr.Textbox
-    max_new_tokens: gr.Slider
-    temperature: gr.Slider
-    top_p: gr.Slider
-    send: gr.Button
-    stop: gr.Button
-    banner: gr.HTML
-    base_out: gr.HTML
-    sft_out: gr.HTML
-    base_timing: gr.HTML
-    sft_timing: gr.HTML
-    prompts_state: gr.State
-
-
-def build(ctx: Ctx) -> PlaygroundPage:
+def build(ctx: Ctx, m: Manager) -> None:
     with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
         run = gr.Dropdown(label="Finished run (its base model and its fine-tuned SFT model)", choices=[], value=None,
                           scale=4, elem_id="pg-run")
@@ -67,8 +49,10 @@ def build(ctx: Ctx) -> PlaygroundPage:
             gr.Markdown("#### SFT model (fine-tuned)")
             sft_timing = gr.HTML("", elem_id="pg-sft-timing")
             sft_out = gr.HTML(PLACEHOLDER, elem_id="pg-sft")
-    return PlaygroundPage(run, refresh_btn, eval_prompt, prompt, system, max_new_tokens, temperature, top_p, send, stop,
-                          banner, base_out, sft_out, base_timing, sft_timing, gr.State([]))
+    m.add(PAGE, dict(run=run, refresh_btn=refresh_btn, eval_prompt=eval_prompt, prompt=prompt, system=system,
+                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, send=send, stop=stop,
+                     banner=banner, base_out=base_out, sft_out=sft_out, base_timing=base_timing, sft_timing=sft_timing,
+                     prompts_state=gr.State([])))
 
 
 def _timing(side: dict[str, Any] | None, ttft: float | None, elapsed: float, streaming: bool) -> str:
@@ -86,15 +70,16 @@ def _timing(side: dict[str, Any] | None, ttft: float | None, elapsed: float, str
     return f'<div class="ds-timing">{esc(" · ".join(bits))}</div>' if bits else ""
 
 
-async def generate(ctx: Ctx, run_id: Any, prompt: str, system: str, max_new_tokens: float, temperature: float,
-                   top_p: float):  # noqa: ANN201
-    """Yields (banner, base_html, sft_html, base_timing, sft_timing) as the two streams arrive."""
+async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, max_new_tokens: float,
+                   temperature: float, top_p: float):  # noqa: ANN201
+    """Yields (banner, base_html, sft_html, base_timing, sft_timing) as the two streams arrive (a dict
+    naming the banner alone when there is nothing to generate)."""
     rid = to_int(run_id)
     if rid is None:
-        yield banner_html("Pick a finished run first.", "info"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield {m[f"{PAGE}.banner"]: banner_html("Pick a finished run first.", "info")}
         return
     if not (prompt or "").strip():
-        yield banner_html("Type a prompt (or pick an evaluation prompt).", "info"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield {m[f"{PAGE}.banner"]: banner_html("Type a prompt (or pick an evaluation prompt).", "info")}
         return
     texts = {"base": "", "sft": ""}
     ttft: dict[str, float | None] = {"base": None, "sft": None}
@@ -126,13 +111,13 @@ async def generate(ctx: Ctx, run_id: Any, prompt: str, system: str, max_new_toke
                     msg = (ev.json() or {}).get("detail") or ev.data
                 except ValueError:
                     msg = ev.data
-                raise ApiError(f"generate: {msg}")
+                raise ApiCallError(f"generate: {msg}")
             now = time.monotonic()
             if now - last >= FLUSH_S:
                 last = now
                 yield ("", response_html(texts["base"], streaming=True), response_html(texts["sft"], streaming=True),
                        _timing(None, ttft["base"], now - t0, True), _timing(None, ttft["sft"], now - t0, True))
-    except ApiError as e:
+    except ApiCallError as e:
         el = time.monotonic() - t0
         yield (banner_html(e.message), response_html(texts["base"]) if texts["base"] else PLACEHOLDER,
                response_html(texts["sft"]) if texts["sft"] else PLACEHOLDER,
@@ -148,49 +133,52 @@ def succeeded_choices(ctx: Ctx) -> list[tuple[str, int]]:
     return run_choices(ctx.api, status="succeeded")
 
 
-def refresh(ctx: Ctx, current: Any):  # noqa: ANN201
+def refresh(ctx: Ctx, m: Manager, current: Any) -> dict[Any, Any]:
+    p = m.page(PAGE)
     try:
         choices = succeeded_choices(ctx)
-    except ApiError as e:
-        return gr.skip(), banner_html(e.message)
+    except ApiCallError as e:
+        return {p["banner"]: banner_html(e.message)}
     ids = [v for _, v in choices]
     value = to_int(current) if to_int(current) in ids else (ids[0] if ids else None)
     note = "" if choices else banner_html("No finished run yet: launch one (the demo preset takes a few minutes).", "info")
-    return gr.update(choices=choices, value=value), note
+    return {p["run"]: gr.update(choices=choices, value=value), p["banner"]: note}
 
 
-def load_prompts(ctx: Ctx, run_id: Any):  # noqa: ANN201
+def load_prompts(ctx: Ctx, run_id: Any) -> tuple[Any, list[str]]:
     rid = to_int(run_id)
     if rid is None:
         return gr.update(choices=[], value=None), []
     try:
         ev = ctx.api.get_evaluation(rid) or {}
-    except ApiError:
+    except ApiCallError:
         ev = {}
     prompts = [s.get("prompt", "") for s in ev.get("samples") or [] if s.get("prompt")]
     choices = [(f"{i + 1}. {' '.join(p.split())[:90]}", i) for i, p in enumerate(prompts)]
     return gr.update(choices=choices, value=None), prompts
 
 
-def wire(ctx: Ctx, page: PlaygroundPage) -> None:
-    page.refresh_btn.click(lambda r: refresh(ctx, r), [page.run], [page.run, page.banner])
-    page.run.change(lambda r: load_prompts(ctx, r), [page.run], [page.eval_prompt, page.prompts_state],
+def wire(ctx: Ctx, m: Manager) -> None:
+    p = m.page(PAGE)
+    p["refresh_btn"].click(lambda r: refresh(ctx, m, r), [p["run"]], [p["run"], p["banner"]])
+    p["run"].change(lambda r: load_prompts(ctx, r), [p["run"]], [p["eval_prompt"], p["prompts_state"]],
                     show_progress="hidden")
 
-    def pick_prompt(i: Any, prompts: list[str]):  # noqa: ANN202
+    def pick_prompt(i: Any, prompts: list[str]) -> Any:
         idx = to_int(i)
         return prompts[idx] if idx is not None and 0 <= idx < len(prompts) else gr.skip()
 
-    page.eval_prompt.input(pick_prompt, [page.eval_prompt, page.prompts_state], [page.prompt])
-    ins = [page.run, page.prompt, page.system, page.max_new_tokens, page.temperature, page.top_p]
-    outs = [page.banner, page.base_out, page.sft_out, page.base_timing, page.sft_timing]
+    p["eval_prompt"].input(pick_prompt, [p["eval_prompt"], p["prompts_state"]], [p["prompt"]])
+    ins = m.list(*(f"{PAGE}.{n}" for n in ("run", "prompt", "system", "max_new_tokens", "temperature", "top_p")))
+    # generate() yields these five in this order (one stream, updated many times a second).
+    outs = m.list(*(f"{PAGE}.{n}" for n in ("banner", "base_out", "sft_out", "base_timing", "sft_timing")))
 
     async def go(*args: Any):  # noqa: ANN202
-        async for out in generate(ctx, *args):
+        async for out in generate(ctx, m, *args):
             yield out
 
-    send_ev = page.send.click(go, ins, outs, concurrency_limit=None, show_progress="minimal",
-                              show_progress_on=[page.send])
-    submit_ev = page.prompt.submit(go, ins, outs, concurrency_limit=None, show_progress="minimal",
-                                   show_progress_on=[page.send])
-    page.stop.click(None, None, None, cancels=[send_ev, submit_ev])
+    send_ev = p["send"].click(go, ins, outs, concurrency_limit=None, show_progress="minimal",
+                              show_progress_on=[p["send"]])
+    submit_ev = p["prompt"].submit(go, ins, outs, concurrency_limit=None, show_progress="minimal",
+                                   show_progress_on=[p["send"]])
+    p["stop"].click(None, None, None, cancels=[send_ev, submit_ev])

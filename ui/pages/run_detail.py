@@ -1,0 +1,510 @@
+"""Run: status and progress with ETA, a live log (SSE), live training curves, the benchmark results
+(pass@1 with its interval and the paired test, per suite), the run's benchmark jobs and a form to
+launch one, the older per-model metrics and every evaluation prompt side by side, artifacts and the
+configuration. A failed run shows its error and log tail at the top."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections import deque
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui.client import FINISHED, ApiCallError
+from ui.manager import Manager
+from ui.pages.benchmarks_view import suites_html
+from ui.pages.common import CLICK_JS, Ctx, run_choices, to_int
+from ui.pages.run_detail_view import (
+    artifacts_html,
+    by_set_html,
+    failure_html,
+    format_log_html,
+    jobs_html,
+    metrics_frame,
+    metrics_table_html,
+    parent_html,
+    progress_html,
+    samples_html,
+)
+from ui.shared import banner_html, kv_html
+
+PAGE = "run"
+LOG_LINES_SHOWN = 400
+LOG_FLUSH_S = 0.3
+POLL_S = 1.5
+RECONNECT_S = 2.0
+PICK_HINT = '<div class="ds-muted">Pick a run above, or launch one.</div>'
+
+# Follow the end of the log unless the reader scrolled up (then stay where they are).
+STICK_TO_BOTTOM_JS = """
+let stick = true;
+element.addEventListener('scroll', (e) => {
+  const b = e.target;
+  if (b && b.classList && b.classList.contains('ds-logbox')) stick = b.scrollTop + b.clientHeight >= b.scrollHeight - 30;
+}, true);
+watch('value', () => { const b = element.querySelector('.ds-logbox'); if (b && stick) b.scrollTop = b.scrollHeight; });
+"""
+
+PLOTS = {
+    "plot_loss": ("Loss", ("loss", "ce", "eval_loss")),
+    "plot_kl": ("KL to base", ("kl",)),
+    "plot_lr": ("Learning rate", ("lr",)),
+    "plot_tps": ("Tokens/s", ("tokens_per_s",)),
+}
+# The benchmark-job form: POST /runs/{id}/benchmarks fields (empty = the run's own value).
+BENCH_FIELDS = {
+    "benchmarks": ("Benchmarks", "gsm8k,math500=data/math500.jsonl",
+                   "Suites, comma-separated: gsm8k, math500, aime24, aime25, amc23, gpqa_diamond, heldout; "
+                   "NAME=PATH a local copy (inside DISTILL_HOME); NAME=PATH?problem=COL&answer=COL&grader=math adds your own"),
+    "benchmark_limit": ("benchmark_limit", "all problems", "Only the first N problems of each suite"),
+    "num_samples": ("num_samples", "the run's own", "Answers per problem and model (pass@k, cons@n need > 1)"),
+    "max_new_tokens": ("max_new_tokens", "the run's own", "Max tokens per answer"),
+    "max_thinking_tokens": ("max_thinking_tokens", "none", "Thinking budget: </think> is forced at this many tokens"),
+}
+
+
+# --------------------------------------------------------------------------- page
+
+def build(ctx: Ctx, m: Manager) -> None:
+    e: dict[str, Any] = {}
+    with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
+        e["pick"] = gr.Dropdown(label="Run", choices=[], value=None, scale=3, min_width=260, elem_id="run-pick",
+                                allow_custom_value=False, filterable=True)
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row(elem_classes=["ds-btn-row"]):
+                e["refresh_btn"] = gr.Button("↻ Refresh", size="sm", min_width=80, elem_id="run-refresh")
+                e["cancel_btn"] = gr.Button("■ Cancel", variant="stop", size="sm", min_width=80, elem_id="run-cancel")
+                e["resume_btn"] = gr.Button("↻ Resume", size="sm", min_width=80, elem_id="run-resume")
+            with gr.Row(elem_classes=["ds-btn-row"]):
+                e["clone_btn"] = gr.Button("✎ Clone into form", size="sm", min_width=120, elem_id="run-clone")
+                e["playground_btn"] = gr.Button("▶ Prompt both models", size="sm", min_width=120,
+                                                elem_id="run-playground")
+    e["banner"] = gr.HTML("", elem_id="run-banner", elem_classes=["ds-collapse"])
+    e["failure"] = gr.HTML("", elem_id="run-failure", elem_classes=["ds-collapse"])
+    e["parent"] = gr.HTML("", elem_id="run-parent", elem_classes=["ds-collapse"], js_on_load=CLICK_JS)
+    e["progress"] = gr.HTML(PICK_HINT, elem_id="run-progress")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=340):
+            gr.Markdown(f"**Log** <span class='ds-muted ds-small'>live; the last {LOG_LINES_SHOWN} lines; "
+                        "scroll up to pause following</span>")
+            e["log"] = gr.HTML(format_log_html([], 0, LOG_LINES_SHOWN), elem_id="ds-log", js_on_load=STICK_TO_BOTTOM_JS)
+        with gr.Column(scale=6, min_width=340):
+            names = list(PLOTS)
+            for i in range(0, len(names), 2):
+                with gr.Row(equal_height=True):
+                    for name in names[i:i + 2]:
+                        title, series = PLOTS[name]
+                        e[name] = gr.LinePlot(
+                            value=plot_frame([], series), x="step", y="value",
+                            color="series" if len(series) > 1 else None, title=title, height=230, min_width=240,
+                            x_title="step", y_title=title, elem_id=f"plot-{series[0]}", tooltip="all",
+                            y_axis_format=".1e" if series == ("lr",) else None,
+                        )
+    gr.Markdown("### Benchmarks: base vs SFT on the same problems, pass@1 with its 95 % interval")
+    e["bench_results"] = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>',
+                                 elem_id="run-benchmarks", js_on_load=CLICK_JS)
+    with gr.Accordion("Benchmark jobs: measure this run's models on more suites", open=True, elem_id="bench-jobs-acc"):
+        e["jobs"] = gr.HTML("", elem_id="run-jobs", js_on_load=CLICK_JS)
+        with gr.Column(visible=False, elem_id="bench-form") as box:
+            with gr.Group():
+                with gr.Row(equal_height=False):
+                    for name, (label, placeholder, info) in BENCH_FIELDS.items():
+                        e[f"bench_{name}"] = gr.Textbox(label=label, placeholder=placeholder, info=info,
+                                                        elem_id=f"bench-{name}", scale=3 if name == "benchmarks" else 1,
+                                                        min_width=320 if name == "benchmarks" else 150)
+            with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
+                e["bench_btn"] = gr.Button("▶ Launch benchmark job", variant="primary", size="sm", scale=0,
+                                           min_width=220, elem_id="bench-launch")
+                e["bench_banner"] = gr.HTML("", elem_id="bench-banner", elem_classes=["ds-collapse"])
+        e["bench_box"] = box
+        e["bench_note"] = gr.HTML("", elem_id="bench-note")
+    gr.Markdown("### Evaluation details: the first answer of each model to each prompt")
+    with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
+        e["eval_table"] = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>',
+                                  elem_id="eval-table", min_width=340)
+        e["by_set"] = gr.HTML("", elem_id="eval-by-set", min_width=340)
+    with gr.Accordion("Every evaluation prompt: base and SFT answers side by side", open=False, elem_id="samples-acc"):
+        e["samples"] = gr.HTML("", elem_id="eval-samples")
+    with gr.Accordion("Artifacts", open=True):
+        with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
+            e["artifacts"] = gr.HTML("", elem_id="artifacts", min_width=300)
+            with gr.Column(min_width=260):
+                e["art_pick"] = gr.Dropdown(label="Download through the dashboard", choices=[], value=None,
+                                            elem_id="artifact-pick", info="Folders come as a zip")
+                e["art_btn"] = gr.Button("⬇ Prepare download", size="sm", elem_id="artifact-btn")
+                e["art_file"] = gr.File(label="File", interactive=False, elem_id="artifact-file", visible=False,
+                                        height=80)
+    with gr.Accordion("Configuration", open=False):
+        e["config"] = gr.HTML("", elem_id="run-config")
+    e["state"] = gr.State({})
+    e["timer"] = gr.Timer(POLL_S, active=False)
+    m.add(PAGE, e)
+
+
+# --------------------------------------------------------------------------- rendering
+
+def plot_frame(points: list[dict[str, Any]], series: tuple[str, ...]) -> pd.DataFrame:
+    """A plot's data. Multi-series plots start with one empty (NaN) row per series: the chart fixes its
+    color domain when it is first drawn and later updates only replace the data."""
+    df = metrics_frame(points, series)
+    if len(series) < 2:
+        return df
+    seed = pd.DataFrame({"step": [float("nan")] * len(series), "value": [float("nan")] * len(series),
+                         "series": list(series)}).astype(df.dtypes.to_dict())
+    return pd.concat([seed, df], ignore_index=True)
+
+
+def _plots(m: Manager, points: list[dict[str, Any]]) -> dict[Any, Any]:
+    return {m[f"run.{name}"]: plot_frame(points, series) for name, (_, series) in PLOTS.items()}
+
+
+def _tail(ctx: Ctx, run_id: int, n: int = 12) -> list[dict[str, Any]]:
+    """The last ``n`` log lines (for the failure banner)."""
+    lines: list[dict[str, Any]] = []
+    offset = 0
+    try:
+        # Page to the end; a failed run's log is bounded, and this runs once per view.
+        for _ in range(500):
+            page = ctx.api.get_logs(run_id, offset=offset, limit=1000)
+            got = page.get("lines") or []
+            lines = (lines + got)[-n:]
+            nxt = to_int(page.get("next_offset"))
+            if not got or nxt is None or nxt <= offset:
+                break
+            offset = nxt
+    except ApiCallError:
+        pass
+    return lines
+
+
+def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, Any], bool]:
+    """The benchmark section (results, jobs, form) and whether a job is still going."""
+    rid, parent = int(run["id"]), run.get("parent_id")
+    p = m.page(PAGE)
+    try:
+        data = ctx.api.run_benchmarks(int(parent) if parent else rid)
+    except ApiCallError as e:
+        return {p["bench_results"]: banner_html(e.message)}, False
+    results, jobs = data.get("results") or [], data.get("jobs") or []
+    if parent:  # a job: its own results (they belong to the run it measures), no jobs of its own
+        results, jobs = [r for r in results if r.get("job_id") == rid], []
+    can_launch = not parent and run.get("status") == "succeeded"
+    note = ("" if can_launch else
+            '<div class="ds-muted ds-small">A benchmark job is launched from the run it measures.</div>' if parent else
+            '<div class="ds-muted ds-small">Benchmark jobs can be launched once the run has succeeded '
+            "(they need its trained model).</div>")
+    return ({p["bench_results"]: suites_html(results, ctx.catalog),
+             p["jobs"]: "" if parent else jobs_html(jobs),
+             p["bench_box"]: gr.update(visible=can_launch), p["bench_note"]: note},
+            any(j.get("status") not in FINISHED for j in jobs))
+
+
+def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> dict[Any, Any]:
+    """The page's updates for one poll; unchanged parts are not sent (no re-render, no flicker)."""
+    p = m.page(PAGE)
+    if run_id is None:
+        return {p["state"]: {}}
+    try:
+        run = ctx.api.get_run(run_id)
+    except ApiCallError as e:
+        # Keep what is shown; say why it is not updating. The timer keeps trying (API restarts).
+        return {p["banner"]: banner_html(e.message), p["state"]: dict(prev, error=e.message)}
+    status = run.get("status")
+    same_run = prev.get("id") == run_id
+    changed = not same_run or prev.get("status") != status
+    state = {"id": run_id, "status": status, "points": prev.get("points", 0) if same_run else -1,
+             "eval": prev.get("eval", False) if same_run else False, "error": None,
+             "artifacts": prev.get("artifacts") if same_run else None,
+             "failure": prev.get("failure", False) if same_run else False,
+             "jobs_active": prev.get("jobs_active", False) if same_run else False}
+    out: dict[Any, Any] = {p["banner"]: "", p["progress"]: progress_html(run)}
+    if status == "failed" and not state["failure"]:
+        out[p["failure"]] = failure_html(run, _tail(ctx, run_id))
+        state["failure"] = True
+    elif status != "failed":
+        if not same_run or prev.get("status") == "failed" or prev.get("failure"):
+            out[p["failure"]] = ""
+        state["failure"] = False
+    if not same_run:
+        out[p["parent"]] = parent_html(run)
+    # curves: only when new points arrived
+    try:
+        points = ctx.api.get_metrics(run_id) if (status != "queued" or not same_run) else []
+    except ApiCallError:
+        points = None
+    if points is not None and len(points) != state["points"]:
+        out.update(_plots(m, points))
+        state["points"] = len(points)
+    # benchmarks: when the status changes, and while a job is going
+    if changed or state["jobs_active"]:
+        section, state["jobs_active"] = _benchmarks(ctx, m, run)
+        out.update(section)
+    # evaluation: once, when it exists
+    if not state["eval"] and (status == "succeeded" or run.get("summary")):
+        try:
+            ev = ctx.api.get_evaluation(run_id)
+        except ApiCallError as e:
+            ev = None
+            out[p["banner"]] = banner_html(e.message)
+        if ev:
+            summary = ev.get("summary") or {}
+            test = ev.get("accuracy_test") or (run.get("summary") or {}).get("accuracy_test")
+            out[p["eval_table"]] = metrics_table_html(summary, ev.get("deltas"), ctx.catalog, test)
+            out[p["by_set"]] = by_set_html(ev.get("by_set"), ctx.catalog) + kv_html(ev.get("data_report"),
+                                                                                   "Training data")
+            out[p["samples"]] = samples_html(ev.get("samples") or [])
+            state["eval"] = True
+        elif status == "succeeded" and not out[p["banner"]]:
+            # Finished without an evaluation (mode train, or no suite).
+            out.update({p["eval_table"]: '<div class="ds-muted">This run has no evaluation (see its mode and '
+                        "evaluation settings).</div>", p["by_set"]: "", p["samples"]: ""})
+            state["eval"] = True
+    elif not same_run or (changed and not state["eval"]):
+        msg = {"failed": "No evaluation: the run failed.", "cancelled": "No evaluation: the run was cancelled."}.get(
+            str(status), "Shown when the run has been evaluated.")
+        if run.get("config", {}).get("mode") == "train" and status == "succeeded":
+            msg = "No evaluation: this run was launched with mode train."
+        out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
+    # artifacts: when the status changes (files appear at the end)
+    if changed or state["artifacts"] is None:
+        try:
+            items = ctx.api.list_artifacts(run_id)
+        except ApiCallError:
+            items = []
+        state["artifacts"] = [a.get("name") for a in items]
+        out[p["artifacts"]] = artifacts_html(items, ctx.artifact_link_base(run_id))
+        out[p["art_pick"]] = gr.update(choices=state["artifacts"], value=None)
+    if not same_run:
+        cfg = dict(run.get("config") or {})
+        meta = {"output_dir": run.get("output_dir"), "created_at": run.get("created_at"),
+                "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
+                **({"benchmark job of run": run["parent_id"]} if run.get("parent_id") else {})}
+        out[p["config"]] = kv_html(cfg, "Run configuration") + kv_html(meta, "Run")
+    out[p["state"]] = state
+    return out
+
+
+def empty(m: Manager) -> dict[Any, Any]:
+    p = m.page(PAGE)
+    blank = ("banner", "failure", "parent", "bench_results", "jobs", "bench_note", "eval_table", "by_set", "samples",
+             "artifacts", "config")
+    return {**{p[k]: "" for k in blank}, p["progress"]: PICK_HINT, **_plots(m, []),
+            p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {}}
+
+
+def outputs(m: Manager) -> list[Any]:
+    """Everything ``render`` may update."""
+    names = ("banner", "failure", "parent", "progress", *PLOTS, "bench_results", "jobs", "bench_box", "bench_note",
+             "eval_table", "by_set", "samples", "artifacts", "art_pick", "config", "state")
+    return m.list(*(f"{PAGE}.{n}" for n in names))
+
+
+def needs_poll(run_id: int, prev: dict[str, Any]) -> bool:
+    """A finished run that is fully rendered, with no benchmark job going, needs no polling."""
+    return not (prev.get("id") == run_id and prev.get("status") in FINISHED and not prev.get("error")
+                and (prev.get("eval") or prev.get("status") != "succeeded") and not prev.get("jobs_active"))
+
+
+# --------------------------------------------------------------------------- log stream
+
+async def stream_log(ctx: Ctx, run_id: Any):  # noqa: ANN201
+    """Follow the run's log over SSE; keeps the last LOG_LINES_SHOWN lines; reconnects with Last-Event-ID."""
+    rid = to_int(run_id)
+    if rid is None:
+        yield format_log_html([], 0, LOG_LINES_SHOWN)
+        return
+    buf: deque[dict[str, Any]] = deque(maxlen=LOG_LINES_SHOWN)
+    st: dict[str, Any] = {"last": None, "total": 0, "dirty": True, "done": False, "note": "", "status": None}
+
+    async def reader() -> None:
+        while not st["done"]:
+            try:
+                async for ev in ctx.aapi.stream_logs(rid, st["last"]):
+                    if ev.event == "log":
+                        try:
+                            line = ev.json() or {}
+                        except ValueError:
+                            line = {"message": ev.data}
+                        seq = to_int(line.get("seq")) or (st["total"] + 1)
+                        if st["last"] is not None and seq <= int(st["last"]):
+                            continue
+                        buf.append(line)
+                        st["total"] = max(st["total"], seq)
+                        st["last"] = ev.id or str(seq)
+                        st["dirty"], st["note"] = True, ""
+                    elif ev.event == "end":
+                        try:
+                            st["status"] = (ev.json() or {}).get("status")
+                        except ValueError:
+                            pass
+                        st["done"], st["dirty"] = True, True
+                        return
+                # The stream closed without "end": the API restarted or a proxy cut it; follow on.
+            except ApiCallError as e:
+                if e.status in (401, 403, 404):
+                    st["note"], st["done"], st["dirty"] = f"[log unavailable: {e.message}]", True, True
+                    return
+                st["note"], st["dirty"] = f"[connection lost: {e.message} Reconnecting…]", True
+            await asyncio.sleep(RECONNECT_S)
+
+    task = asyncio.create_task(reader())
+    try:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_S)
+            if st["dirty"]:
+                st["dirty"] = False
+                end = f"[end of log: run {st['status']}]" if st["done"] and st["status"] else ""
+                yield format_log_html(list(buf), st["total"], LOG_LINES_SHOWN, [st["note"], end])
+            if st["done"] and not st["dirty"]:
+                return
+    finally:
+        task.cancel()
+
+
+# --------------------------------------------------------------------------- benchmark jobs
+
+def bench_request(values: dict[str, Any]) -> dict[str, Any]:
+    """The POST /runs/{id}/benchmarks body: filled fields only; numbers as numbers (else as typed:
+    the API's 422 names the field)."""
+    body: dict[str, Any] = {}
+    for name, raw in values.items():
+        text = str(raw or "").strip()
+        if not text:
+            continue
+        if name == "benchmarks":
+            body[name] = text
+            continue
+        try:
+            body[name] = int(text)
+        except ValueError:
+            body[name] = text
+    return body
+
+
+def bench_field_updates(m: Manager, errors: dict[str, str]) -> dict[Any, Any]:
+    out = {}
+    for name, (_, _, info) in BENCH_FIELDS.items():
+        msg = errors.get(name)
+        out[m[f"run.bench_{name}"]] = (gr.update(info=f"⚠ {msg}", elem_classes=["ds-field-error"]) if msg
+                                       else gr.update(info=info, elem_classes=[]))
+    return out
+
+
+def launch_benchmark(ctx: Ctx, m: Manager, run_id: Any, prev: dict[str, Any], values: dict[str, Any]) -> dict[Any, Any]:
+    p = m.page(PAGE)
+    rid = to_int(run_id)
+    if rid is None:
+        return {p["bench_banner"]: banner_html("Pick a run first.", "info")}
+    body = bench_request(values)
+    if not body.get("benchmarks"):
+        return {p["bench_banner"]: banner_html("Name at least one suite, e.g. gsm8k.", "info"),
+                **bench_field_updates(m, {"benchmarks": "name at least one suite"})}
+    try:
+        job = ctx.api.create_benchmark_job(rid, **body)
+    except ApiCallError as e:
+        known = {k: v for k, v in e.field_errors.items() if k in BENCH_FIELDS}
+        msg = e.message if not known or len(known) < len(e.field_errors) else \
+            f"Not launched: fix the field{'s' if len(known) > 1 else ''} marked in red ({', '.join(known)})."
+        return {p["bench_banner"]: banner_html(msg), **bench_field_updates(m, known)}
+    out = render(ctx, m, rid, dict(prev, status="?"))
+    out[p["state"]] = dict(out.get(p["state"]) or prev, jobs_active=True)
+    out[p["bench_banner"]] = banner_html(f"Benchmark job #{job['id']} queued: it shows below; click it to follow "
+                                         "its log.", "ok")
+    out.update(bench_field_updates(m, {}))
+    return out
+
+
+# --------------------------------------------------------------------------- wiring
+
+def wire(ctx: Ctx, m: Manager) -> None:
+    p = m.page(PAGE)
+    outs = outputs(m)
+
+    def show(run_id: Any) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        return empty(m) if rid is None else {**bench_field_updates(m, {}), p["bench_banner"]: "",
+                                             **render(ctx, m, rid, {})}
+
+    bench_outs = [p[f"bench_{n}"] for n in BENCH_FIELDS] + [p["bench_banner"]]
+    show_ev = p["pick"].change(show, [p["pick"]], outs + bench_outs, show_progress="hidden")
+
+    async def follow_log(run_id: Any):  # noqa: ANN202
+        async for text in stream_log(ctx, run_id):
+            yield text
+
+    log_ev = show_ev.then(follow_log, [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
+    # A new pick stops the previous log stream before the new one starts (it starts after `show`).
+    p["pick"].change(None, None, None, cancels=[log_ev])
+
+    def poll(run_id: Any, prev: dict[str, Any]) -> Any:
+        rid = to_int(run_id)
+        if rid is None or not needs_poll(rid, prev):
+            return gr.skip()
+        return render(ctx, m, rid, prev)
+
+    p["timer"].tick(poll, [p["pick"], p["state"]], outs, show_progress="hidden", trigger_mode="always_last")
+
+    def manual_refresh(run_id: Any) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        try:
+            choices = run_choices(ctx.api)
+        except ApiCallError as e:
+            return {p["banner"]: banner_html(e.message)}
+        return {p["pick"]: gr.update(choices=choices), **(render(ctx, m, rid, {}) if rid is not None else empty(m))}
+
+    p["refresh_btn"].click(manual_refresh, [p["pick"]], [p["pick"], *outs], show_progress="hidden")
+
+    def act(action: str, run_id: Any, prev: dict[str, Any]) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        if rid is None:
+            return {p["banner"]: banner_html("Pick a run first.", "info")}
+        try:
+            if action == "cancel":
+                ctx.api.cancel_run(rid)
+            else:
+                ctx.api.resume_run(rid)
+        except ApiCallError as e:
+            return {p["banner"]: banner_html(e.message)}
+        out = render(ctx, m, rid, dict(prev, status="?", failure=False))
+        out[p["banner"]] = banner_html("Cancel requested: the run stops within a few seconds." if action == "cancel"
+                                       else "Queued again: it resumes from its last checkpoint.", "ok")
+        return out
+
+    p["cancel_btn"].click(lambda r, s: act("cancel", r, s), [p["pick"], p["state"]], outs)
+    resume_ev = p["resume_btn"].click(lambda r, s: act("resume", r, s), [p["pick"], p["state"]], outs)
+    # After a resume the log continues: restart the stream.
+    resume_ev.then(follow_log, [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
+
+    def bench(run_id: Any, prev: dict[str, Any], *values: Any) -> dict[Any, Any]:
+        return launch_benchmark(ctx, m, run_id, prev, dict(zip(BENCH_FIELDS, values, strict=True)))
+
+    p["bench_btn"].click(bench, [p["pick"], p["state"], *bench_outs[:-1]], outs + bench_outs, concurrency_limit=4)
+
+    def download(run_id: Any, name: str | None) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        if rid is None or not name:
+            return {p["banner"]: banner_html("Pick a run and an artifact first.", "info")}
+        folder = tempfile.mkdtemp(prefix=f"distill-run{rid}-")
+        target = os.path.join(folder, os.path.basename(name) + (".zip" if "." not in os.path.basename(name) else ""))
+        try:
+            ctx.api.download_artifact(rid, name, target)
+        except ApiCallError as e:
+            return {p["banner"]: banner_html(e.message)}
+        return {p["art_file"]: gr.update(value=target, visible=True), p["banner"]: ""}
+
+    p["art_btn"].click(download, [p["pick"], p["art_pick"]], [p["art_file"], p["banner"]])
+
+
+def pick_update(ctx: Ctx, run_id: int | None) -> Any:
+    """A Run-picker update that lists recent runs and selects ``run_id``."""
+    try:
+        choices = run_choices(ctx.api)
+    except ApiCallError:
+        choices = []
+    if run_id is not None and all(v != run_id for _, v in choices):
+        choices = [(f"#{run_id}", run_id), *choices]
+    return gr.update(choices=choices, value=run_id)
