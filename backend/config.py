@@ -1,4 +1,4 @@
-"""Typed settings of the run service, read from the environment.
+"""Typed settings of the run service, read from the environment (pydantic-settings).
 
 Every process (API, worker, migrations, tests) builds its ``Settings`` from the same variables,
 so an API and its workers agree on the database, the broker and ``DISTILL_HOME``.
@@ -6,48 +6,56 @@ so an API and its workers agree on the database, the broker and ``DISTILL_HOME``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def _bool(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str
-    broker_url: str
-    broker_prefix: str = ""  # kombu global_keyprefix for Redis (several deployments on one Redis)
-    api_token: str | None = None
-    max_upload_mb: float = 200.0
-    trust_remote_code: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8000
-    heartbeat_s: float = 2.0  # worker -> database heartbeat of a running run
-    worker_lost_s: float = 30.0  # a running run without heartbeat for this long is failed "worker lost"
-    maintenance_s: float = 2.0  # API background loop: reap lost runs, re-dispatch unsent ones
-    max_adapters: int = 4  # serving: LoRA adapters kept attached (LRU)
-    max_batch_rows: int = 32  # serving: rows of concurrent requests generated together
-    max_pending_rows: int = 64  # serving: rows waiting beyond this are refused with 429
-    preload_model: str | None = None  # serving: base model loaded at start (distill serve: the embedded one)
-    extra: dict[str, str] = field(default_factory=dict)
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    home: Path = Field(Path("outputs"), validation_alias=_env("DISTILL_HOME"))
+    database_url: str = Field("", validation_alias=_env("DATABASE_URL"))  # "": SQLite in home
+    broker_url: str = Field("", validation_alias=_env("CELERY_BROKER_URL", "REDIS_URL"))  # "": embedded, in home
+    broker_prefix: str = Field("", validation_alias=_env("DISTILL_BROKER_PREFIX"))  # several deployments on one Redis
+    api_token: str | None = Field(None, validation_alias=_env("DISTILL_API_TOKEN"))
+    max_upload_mb: float = Field(200.0, validation_alias=_env("DISTILL_MAX_UPLOAD_MB"))
+    trust_remote_code: bool = Field(False, validation_alias=_env("DISTILL_TRUST_REMOTE_CODE"))
+    host: str = Field("127.0.0.1", validation_alias=_env("DISTILL_HOST"))
+    port: int = Field(8000, validation_alias=_env("PORT"))
+    heartbeat_s: float = Field(2.0, validation_alias=_env("DISTILL_HEARTBEAT_S"))  # worker -> database, while running
+    worker_lost_s: float = Field(30.0, validation_alias=_env("DISTILL_WORKER_LOST_S"))  # then the run is "worker lost"
+    maintenance_s: float = Field(2.0, validation_alias=_env("DISTILL_MAINTENANCE_S"))  # the API's background loop
+    max_adapters: int = Field(4, validation_alias=_env("DISTILL_MAX_ADAPTERS"))  # serving: LoRA adapters attached (LRU)
+    max_batch_rows: int = Field(32, validation_alias=_env("DISTILL_MAX_BATCH_ROWS"))  # serving: rows generated together
+    max_pending_rows: int = Field(64, validation_alias=_env("DISTILL_MAX_PENDING_ROWS"))  # serving: beyond, 429
+    # serving: a base model loaded at start (distill serve: the embedded one unless set, "" for none)
+    preload_model: str | None = Field(None, validation_alias=_env("DISTILL_PRELOAD_MODEL"))
+
+    @field_validator("api_token", "preload_model", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        return v or None
+
+    @model_validator(mode="after")
+    def _derived(self) -> "Settings":
+        home = self.home.expanduser().resolve()
+        url = self.database_url or f"sqlite:///{home / 'distill.db'}"
+        for scheme in ("postgres://", "postgresql://"):  # the driver SQLAlchemy should use
+            if url.startswith(scheme):
+                url = "postgresql+psycopg://" + url.removeprefix(scheme)
+        object.__setattr__(self, "home", home)
+        object.__setattr__(self, "database_url", url)
+        object.__setattr__(self, "broker_url", self.broker_url or f"sqla+sqlite:///{home / 'broker.sqlite'}")
+        return self
 
     @property
     def embedded_broker(self) -> bool:
@@ -73,44 +81,19 @@ class Settings:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
-    def with_(self, **kw) -> "Settings":
-        return replace(self, **kw)
+    def with_(self, **kw: Any) -> "Settings":
+        return self.model_copy(update=kw)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
-        home = Path(env.get("DISTILL_HOME") or "outputs").expanduser().resolve()
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'distill.db'}"
-        if database_url.startswith("postgres://"):
-            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
-        elif database_url.startswith("postgresql://"):
-            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-        broker_url = (
-            env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or f"sqla+sqlite:///{home / 'broker.sqlite'}"
-        )
-        port_raw = env.get("PORT") or "8000"
+        """From the process environment, or from ``env`` alone; a bad value is one line naming the variable."""
         try:
-            port = int(port_raw)
-        except ValueError:
-            raise ValueError(f"PORT must be an integer, got {port_raw!r}") from None
-        return cls(
-            home=home,
-            database_url=database_url,
-            broker_url=broker_url,
-            broker_prefix=env.get("DISTILL_BROKER_PREFIX", ""),
-            api_token=env.get("DISTILL_API_TOKEN") or None,
-            max_upload_mb=_float(env, "DISTILL_MAX_UPLOAD_MB", 200.0),
-            trust_remote_code=_bool(env.get("DISTILL_TRUST_REMOTE_CODE")),
-            host=env.get("DISTILL_HOST") or "127.0.0.1",
-            port=port,
-            heartbeat_s=_float(env, "DISTILL_HEARTBEAT_S", 2.0),
-            worker_lost_s=_float(env, "DISTILL_WORKER_LOST_S", 30.0),
-            maintenance_s=_float(env, "DISTILL_MAINTENANCE_S", 2.0),
-            max_adapters=int(_float(env, "DISTILL_MAX_ADAPTERS", 4)),
-            max_batch_rows=int(_float(env, "DISTILL_MAX_BATCH_ROWS", 32)),
-            max_pending_rows=int(_float(env, "DISTILL_MAX_PENDING_ROWS", 64)),
-            preload_model=env.get("DISTILL_PRELOAD_MODEL") or None,
-        )
+            return cls() if env is None else cls.model_validate(dict(env))
+        except ValidationError as e:
+            err = e.errors()[0]
+            names = {n for f in cls.model_fields.values() for n in getattr(f.validation_alias, "choices", [])}
+            var = next((str(x) for x in err["loc"] if str(x) in names), ".".join(map(str, err["loc"])))
+            raise ValueError(f"{var}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 @lru_cache(maxsize=1)

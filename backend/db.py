@@ -8,9 +8,9 @@ database restart costs one failed request at most.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+import orjson
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,15 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 _engines: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
 
-try:  # JSON columns (run configs, summaries, evaluations) decode several times faster with orjson
-    import orjson
+def _json_dumps(obj: object) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
-    def _json_dumps(obj: object) -> str:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
-    _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
-except ImportError:  # pragma: no cover - the stdlib json module is the fallback
-    _JSON = {}
+# JSON columns (run configs, summaries, evaluations) decode several times faster with orjson.
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -69,19 +66,6 @@ def dispose_all() -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # --- migrations -----------------------------------------------------------------------------

@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or env_settings.host
     port = args.port or env_settings.port
     settings = env_settings.with_(host=host, port=port)
+    if "DISTILL_PRELOAD_MODEL" not in os.environ:  # the first prompt should not wait for the weights
+        from distill.config import EMBEDDED_MODEL
+
+        settings = settings.with_(preload_model=EMBEDDED_MODEL)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.environ["DISTILL_HOME"] = str(settings.home)  # the worker child and the core agree on it
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import get_engine, session_factory
-from backend.models import BenchmarkResult, Dataset, Evaluation, LogLine, MetricPoint, Run, Worker, utcnow
+from backend.models import BenchmarkResult, Evaluation, LogLine, MetricPoint, Run, Worker, utcnow
 
 
 @dataclass
@@ -82,17 +82,6 @@ class Store:
             return Claim(run_id=run_id, task_id=task_id, config=dict(run.config), output_dir=run.output_dir or "",
                          attempt=run.attempts, next_log_seq=log_seq + 1, next_metric_seq=metric_seq + 1,
                          worker=worker, parent_id=run.parent_id)
-
-    def dataset_path(self, ref: str) -> str:
-        """A dataset reference as the core reads it (an upload's file path)."""
-        if not ref.startswith("upload:"):
-            return ref
-        raw = ref.removeprefix("upload:")
-        with self.sessions() as s:
-            ds = s.get(Dataset, int(raw)) if raw.isdigit() else None
-            if ds is None:
-                raise FileNotFoundError(f"--dataset: unknown dataset id {ref!r}")
-            return str(self.settings.home / ds.path)
 
     # --- progress ------------------------------------------------------------------------------
     def record(

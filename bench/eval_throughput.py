@@ -11,10 +11,13 @@ greedy, up to --max_new_tokens, stopping at <|im_end|>/EOS.
 
   sequential   what a user writes: model.generate on one prompt at a time, the base side under
                disable_adapter(); plain torch threads.
-  batched      the project's path: distill.evaluation.compare.generate_pair, i.e. base and SFT rows
-               in the same left-padded batches (PEFT adapter_names per row), rows sorted by length,
+  batched      the project's path: distill.generation.hf.HFEngine, i.e. base and SFT rows in the
+               same left-padded batches (PEFT adapter_names per row), rows grouped by length,
                the thread tuner on (CPU).
   batched-fixed  the same with the thread tuner off (what batching alone gives).
+  unsorted     batched-fixed without grouping rows by length (what grouping gives).
+  continuous   transformers' continuous batching (model.generate_batch, paged attention): the base
+               rows with the adapter off, then the SFT rows (it takes no per-row adapters).
 
 Throughput is generated tokens (up to and including the stop token) per second of wall time. The
 outputs must be identical token for token; the script counts the rows that differ.
@@ -73,41 +76,60 @@ def sequential(model, tok, convs, max_new_tokens: int):
     """One model.generate per prompt and side: what one writes without batching."""
     import torch
 
-    from distill.evaluation.generate import _length_to_stop, render_prompts, stop_token_ids
+    from distill.generation.engine import Prompt
+    from distill.generation.hf import render, stop_token_ids
 
     stops = stop_token_ids(tok)
-    texts = render_prompts(tok, convs)
     out = {"base": [], "sft": []}
     model.eval()
     for side in ("base", "sft"):
-        for text in texts:
-            enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        for conv in convs:
+            enc = tok(render(tok, Prompt(model=side, messages=conv)), return_tensors="pt", add_special_tokens=False)
             ctx = model.disable_adapter() if side == "base" else torch.no_grad()
             with ctx, torch.inference_mode():
                 seq = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
                                      pad_token_id=tok.pad_token_id, top_k=None)
             new = seq[0, enc["input_ids"].shape[1]:].tolist()
-            n = _length_to_stop(new, stops)
-            out[side].append((tok.decode(new[:n], skip_special_tokens=True).strip(), n))
+            n = next((k + 1 for k, t in enumerate(new) if t in stops), len(new))
+            out[side].append((tok.decode([t for t in new[:n] if t not in stops], skip_special_tokens=True).strip(), n))
     return out
 
 
-def batched(model, tok, convs, max_new_tokens: int, batch_size: int, tune: bool):
-    from distill.evaluation import generate as gen
-    from distill.evaluation.compare import EvalItem, ModelPair, generate_pair
+def batched(model, tok, convs, max_new_tokens: int, batch_size: int, tune: bool, group: bool = True):
+    from distill.generation.engine import Prompt, Sampling
+    from distill.generation.hf import HFEngine
 
-    items = [EvalItem(messages=c) for c in convs]
-    pair = ModelPair(sft=model, gen_kwargs=dict(max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0,
-                                                batch_size=batch_size))
-    if not tune:
-        old = gen.ThreadTuner.for_device
-        gen.ThreadTuner.for_device = classmethod(lambda cls, *a, **k: None)
-    try:
-        base, sft = generate_pair(pair, tok, items)
-    finally:
-        if not tune:
-            gen.ThreadTuner.for_device = old
-    return {"base": [(g.text, g.new_tokens) for g in base], "sft": [(g.text, g.new_tokens) for g in sft]}
+    engine = HFEngine.for_pair(model, tok, batch_size=batch_size, tune_threads=tune, group_by_length=group)
+    s = Sampling(max_new_tokens=max_new_tokens)
+    gens = engine.generate([Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")])
+    return {"base": [(g.text, g.new_tokens) for g in gens[0::2]], "sft": [(g.text, g.new_tokens) for g in gens[1::2]]}
+
+
+def continuous(model, tok, convs, max_new_tokens: int):
+    """transformers' continuous batching: each side in one generate_batch call (no per-row adapters)."""
+    import torch
+    from transformers import GenerationConfig
+
+    from distill.generation.engine import Prompt
+    from distill.generation.hf import render, stop_token_ids
+
+    stops = stop_token_ids(tok)
+    ids = [tok(render(tok, Prompt(model="x", messages=c)), add_special_tokens=False)["input_ids"] for c in convs]
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
+                              pad_token_id=tok.pad_token_id)
+    out = {}
+    model.eval()
+    for side in ("base", "sft"):
+        ctx = model.disable_adapter() if side == "base" else torch.no_grad()
+        with ctx:
+            res = model.generate_batch(inputs=ids, generation_config=config, max_new_tokens=max_new_tokens)
+        rows = []
+        for r in sorted(res.values(), key=lambda r: int(r.request_id.rsplit("_", 1)[-1])):
+            new = list(r.generated_tokens)
+            n = next((k + 1 for k, t in enumerate(new) if t in stops), len(new))
+            rows.append((tok.decode([t for t in new[:n] if t not in stops], skip_special_tokens=True).strip(), n))
+        out[side] = rows
+    return out
 
 
 def mode_evaluate(model, tok, model_name: str, data: str, n: int, max_new_tokens: int) -> dict:
@@ -164,7 +186,7 @@ def main() -> int:
     convs = held_out(data, a.prompts)
     model = sft_model(a.model, a.adapter, a.seed)
     print(f"{len(convs)} prompts x (base + SFT), up to {a.max_new_tokens} new tokens, {data}; {load_line()}", flush=True)
-    variants = ["sequential", "batched", "batched-fixed"]
+    variants = ["sequential", "batched", "batched-fixed", "unsorted", "continuous"]
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     outputs: dict[str, dict] = {}
     loads = [os.getloadavg()[0]]
@@ -174,8 +196,10 @@ def main() -> int:
             t0 = time.perf_counter()
             if v == "sequential":
                 out = sequential(model, tok, [convs[i] for i in seq_idx], a.max_new_tokens)
+            elif v == "continuous":
+                out = continuous(model, tok, convs, a.max_new_tokens)
             else:
-                out = batched(model, tok, convs, a.max_new_tokens, a.batch_size, tune=v == "batched")
+                out = batched(model, tok, convs, a.max_new_tokens, a.batch_size, tune=v == "batched", group=v != "unsorted")
             wall = time.perf_counter() - t0
             tokens = sum(n for side in out.values() for _, n in side)
             runs[v].append({"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall})

@@ -11,12 +11,12 @@ import argparse
 import logging
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, get_args
 
-from distill.config import ConfigError, RunConfig, build_config, field_groups
+from distill.config import RunConfig, field_groups
 from distill.errors import RunCancelled, UserError
 from distill.presets import PRESETS
+from distill.resolve import resolve_config
 
 GROUP_TITLES = {
     "run": "run", "model": "model", "data": "data", "training": "training",
@@ -66,24 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_paths(config: RunConfig) -> None:
-    """Refuse unreadable local paths and unknown or unreadable suites before any model loads."""
-    from distill.evaluation.suites import HELDOUT, check_suite, parse_benchmarks
-
-    specs = parse_benchmarks(config.benchmarks) if config.mode != "train" else []
-    uses_dataset = config.mode != "evaluate" or any(s.name == HELDOUT and s.path is None for s in specs)
-    ds = config.dataset
-    looks_local = ds.startswith((".", "/", "~")) or Path(ds).suffix in {".jsonl", ".json", ".parquet"}
-    if uses_dataset and not ds.startswith("builtin:") and looks_local and not Path(ds).expanduser().exists():
-        raise ConfigError(f"--dataset: file or folder not found: {ds}")
-    if ds.startswith("builtin:") and ds != "builtin:reasoning":
-        raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: builtin:reasoning")
-    if config.sft_model_path and not Path(config.sft_model_path).is_dir():
-        raise ConfigError(f"--sft_model_path: folder not found: {config.sft_model_path}")
-    for spec in specs:
-        check_suite(spec)
-
-
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock"):
@@ -110,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:14s} {p['description']}")
         return 0
     try:
-        config = build_config(args, args.pop("config", None))
-        check_paths(config)
+        config = resolve_config(args, args.pop("config", None))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

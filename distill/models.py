@@ -17,7 +17,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from distill.config import EMBEDDED_MODEL
 from distill.errors import UserError
+from distill.hub import unavailable_reason, where
 
 log = logging.getLogger("distill")
 
@@ -104,16 +104,6 @@ def _build_tiny(target: Path) -> None:
         AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "TRUE", "yes"}:
-        return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _hub_cached(model_id: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -137,13 +127,13 @@ def ensure_local_model(name: str) -> str:
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             raise ModelUnavailableError(f"model folder {path} has no config.json (not a transformers model)")
         return str(path)
-    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+    if where(name) != "hub":
         raise ModelUnavailableError(
             f"model {name!r} is neither a local folder nor a hub id (owner/name); the embedded default is {EMBEDDED_MODEL}"
         )
     if _hub_cached(name):
         return name
-    if not _hub_reachable():
+    if unavailable_reason() is not None:
         raise ModelUnavailableError(
             f"model {name!r} is not cached here and the Hugging Face Hub cannot be reached (offline); "
             f"use --model {EMBEDDED_MODEL} (the embedded default) or a local folder"

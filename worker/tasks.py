@@ -62,18 +62,12 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
     recorder.start()
     status, error, evaluation = "failed", None, None
     try:
-        from distill.config import build_config
+        from distill.config import RunConfig
         from distill.errors import RunCancelled, UserError
         from distill.pipeline import PipelineHooks, run_pipeline
 
         try:
-            if cfg.get("trust_remote_code") and not settings.trust_remote_code:
-                raise PermissionError("--trust_remote_code: refused by this server (DISTILL_TRUST_REMOTE_CODE is off)")
-            cfg["dataset"] = store.dataset_path(str(cfg.get("dataset", "")))
-            config = build_config(cfg)
-            from distill.cli import check_paths
-
-            check_paths(config)
+            config = RunConfig.model_validate(cfg)  # resolved by the API when the run was submitted
             log.info("Run %s (attempt %d) on %s", run_id, claim.attempt, worker_name)
             result = run_pipeline(config, PipelineHooks(
                 on_stage=recorder.on_stage, on_metrics=recorder.on_metrics, should_cancel=recorder.should_cancel,

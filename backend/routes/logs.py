@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse, JSONServerSentEvent
 
 from backend.deps import Services, services, session
 from backend.models import TERMINAL, Run
-from backend.routes.sse import SSE_HEADERS, sse
 from backend.schemas import LogLineOut, LogsOut, iso
 from backend.services.runs import log_lines
 
 router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
 POLL_S = 0.2
-PING_S = 15.0
+PING_S = 15
 
 
 def _line(l) -> dict:  # noqa: ANN001
@@ -40,14 +39,13 @@ def get_logs(
 
 
 @router.get("/stream", summary="SSE: event log (id = seq) until the run ends, then event end",
-            response_class=StreamingResponse)
+            response_class=EventSourceResponse)
 async def stream_logs(
     run_id: int,
-    request: Request,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     svc: Services = Depends(services),
-) -> StreamingResponse:
+) -> EventSourceResponse:
     def _exists() -> None:
         with svc.sessions() as s:
             svc.runs.get(s, run_id)
@@ -61,25 +59,19 @@ async def stream_logs(
             st = status.status if status is not None else None
             return st, [_line(l) for l in log_lines(s, run_id, after, 500)]
 
-    async def events():
-        last, last_sent = start, time.monotonic()
-        yield ": stream of run %d\n\n" % run_id
+    async def events() -> AsyncIterator[JSONServerSentEvent]:
+        last = start
         while True:
             status, lines = await run_in_threadpool(fetch, last)
             for line in lines:
-                yield sse("log", line, id=line["seq"])
+                yield JSONServerSentEvent(line, event="log", id=str(line["seq"]))
                 last = line["seq"]
             if lines:
-                last_sent = time.monotonic()
                 continue
             if status is None or status in TERMINAL:
-                yield sse("end", {"status": status or "deleted"})
+                yield JSONServerSentEvent({"status": status or "deleted"}, event="end")
                 return
-            if await request.is_disconnected():
-                return
-            if time.monotonic() - last_sent > PING_S:
-                yield ": ping\n\n"
-                last_sent = time.monotonic()
             await asyncio.sleep(POLL_S)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    # sse-starlette sends the keep-alive pings and stops the loop when the client goes away.
+    return EventSourceResponse(events(), ping=PING_S, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
@@ -20,16 +21,8 @@ def json_response(data: Any, status_code: int = 200) -> Response:
     return Response(_dumps(data), status_code=status_code, media_type="application/json")
 
 
-try:
-    import orjson
-
-    def _dumps(data: Any) -> bytes:
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-except ImportError:  # pragma: no cover
-    import json
-
-    def _dumps(data: Any) -> bytes:
-        return json.dumps(data, separators=(",", ":")).encode()
+def _dumps(data: Any) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
 
 
 @router.post("", status_code=201, response_model=RunOut,

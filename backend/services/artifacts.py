@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import ApiError, NotFound
-from backend.services.paths import is_plain_name
+
+
+def is_plain_name(name: str) -> bool:
+    """A single path component that is not '.' or '..' (artifact names)."""
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") and "\x00" not in name
 
 
 def _size(path: Path) -> int:

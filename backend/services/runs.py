@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +14,11 @@ from backend.errors import Conflict, FieldError, NotFound
 from backend.schemas import RUN_FIELDS, BenchmarkRequest
 from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, Run, utcnow
 from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
-from backend.services.paths import inside_home
-from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+from distill.config import ConfigError, RunConfig
+from distill.resolve import resolve_config
 from backend.services.catalog import engine_for, sft_model_of
 from distill.rundir import RunDir
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
-BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
-BUILTIN_DATASETS = ("builtin:reasoning",)
 UPLOAD_PREFIX = "upload:"
 
 
@@ -32,99 +27,45 @@ def _config_error(e: ConfigError) -> FieldError:
     return FieldError.of(e.issues)
 
 
-def _looks_local(value: str) -> bool:
-    return value.startswith((".", "/", "~")) or Path(value).suffix.lower() in {".jsonl", ".json", ".parquet"}
+def upload_path(session: Session, settings: Settings, ref: str) -> str:
+    """An uploaded dataset's file (``upload:N`` as GET /datasets lists it)."""
+    raw = ref.removeprefix(UPLOAD_PREFIX)
+    ds = session.get(Dataset, int(raw)) if raw.isdigit() else None
+    if ds is None:
+        raise FieldError("dataset", f"unknown dataset id {ref!r} (GET /api/v1/datasets lists them)")
+    return str(settings.home / ds.path)
 
 
-def resolve_dataset_ref(session: Session, settings: Settings, ref: str) -> str:
-    """The value the worker hands to the core for a dataset reference (a path for an upload)."""
-    if ref.startswith(UPLOAD_PREFIX):
-        raw = ref.removeprefix(UPLOAD_PREFIX)
-        ds = session.get(Dataset, int(raw)) if raw.isdigit() else None
-        if ds is None:
-            raise FieldError("dataset", f"unknown dataset id {ref!r} (GET /api/v1/datasets lists them)")
-        return str(settings.home / ds.path)
-    return ref
-
-
-def normalize_config(session: Session, settings: Settings, body: RunConfig) -> RunConfig:
-    """Apply presets and the server's rules to a submitted configuration; FieldError names the field."""
-    overrides = body.model_dump(exclude_unset=True)
+def resolved(session: Session, settings: Settings, values: dict[str, Any]) -> RunConfig:
+    """The final configuration under the server's rules (paths inside DISTILL_HOME, no custom model code
+    unless allowed, one folder per run); 422 naming every bad field."""
+    values = dict(values)
+    if str(values.get("dataset", "")).startswith(UPLOAD_PREFIX):
+        values["dataset"] = upload_path(session, settings, values["dataset"])
     try:
-        config = build_config(overrides)
+        config = resolve_config(values, home=settings.home)
     except ConfigError as e:
         raise _config_error(e) from None
     if config.trust_remote_code and not settings.trust_remote_code:
         raise FieldError("trust_remote_code", "refused: this server runs no custom model code "
                          "(the operator enables it with DISTILL_TRUST_REMOTE_CODE=1)")
-    changes: dict[str, Any] = {}
-
-    ds = config.dataset
-    if ds.startswith("builtin:"):
-        if ds not in BUILTIN_DATASETS:
-            raise FieldError("dataset", f"unknown built-in dataset {ds!r}; known: {', '.join(BUILTIN_DATASETS)}")
-    elif ds.startswith(UPLOAD_PREFIX):
-        resolve_dataset_ref(session, settings, ds)
-    elif HUB_ID.match(ds) and not _looks_local(ds) and not (settings.home / ds.split(":")[0]).exists():
-        pass  # a Hub dataset id; the worker reports an unreachable Hub as the run's error
-    else:
-        path = inside_home(settings.home, ds, "dataset")
-        if not path.exists():
-            raise FieldError("dataset", f"file or folder not found: {ds}")
-        changes["dataset"] = str(path)
-
-    model = config.model
-    if model not in BUILTIN_MODELS and not (HUB_ID.match(model) and not _looks_local(model)
-                                            and not (settings.home / model).exists()):
-        path = inside_home(settings.home, model, "model")
-        if not path.is_dir():
-            raise FieldError("model", f"model folder not found: {model} (use {EMBEDDED_MODEL}, tiny-random, "
-                             "a hub id owner/name or a folder inside DISTILL_HOME)")
-        changes["model"] = str(path)
-
-    if config.sft_model_path:
-        path = inside_home(settings.home, config.sft_model_path, "sft_model_path")
-        if not path.is_dir():
-            raise FieldError("sft_model_path", f"folder not found: {config.sft_model_path}")
-        changes["sft_model_path"] = str(path)
-
-    if config.mode != "train":
-        changes["benchmarks"] = normalize_benchmarks(settings, config.benchmarks)
-
     if config.output_dir:
-        path = inside_home(settings.home, config.output_dir, "output_dir")
-        if path == settings.home.resolve():
-            raise FieldError("output_dir", "must be a folder below DISTILL_HOME, not DISTILL_HOME itself")
-        for reserved in (settings.datasets_dir.resolve(), settings.runs_dir.resolve()):
-            if path == reserved or path.is_relative_to(reserved):
-                raise FieldError("output_dir", f"{reserved} is reserved for the service's own files")
-        if path.exists() and not path.is_dir():
-            raise FieldError("output_dir", f"{path} exists and is not a folder")
-        for other_id, other_dir in session.execute(select(Run.id, Run.output_dir).where(Run.output_dir.is_not(None))):
-            o = Path(other_dir)
-            if o == path or o.is_relative_to(path) or path.is_relative_to(o):
-                raise FieldError("output_dir", f"overlaps the folder of run {other_id}; runs may not share a folder")
-        changes["output_dir"] = str(path)
-    if changes:
-        config = config.model_copy(update=changes)
+        check_output_dir(session, settings, Path(config.output_dir))
     return config
 
 
-def normalize_benchmarks(settings: Settings, benchmarks: list[str]) -> list[str]:
-    """Suite files stay inside DISTILL_HOME (relative paths are relative to it) and must have their columns;
-    a hub suite needs the hub. FieldError on ``benchmarks`` otherwise."""
-    from distill.evaluation.suites import SuiteError, check_suite, format_spec, parse_benchmarks
-
-    out = []
-    try:
-        for spec in parse_benchmarks(benchmarks):
-            if spec.path is not None:
-                spec = replace(spec, path=str(inside_home(settings.home, spec.path, "benchmarks")))
-            check_suite(spec)
-            out.append(format_spec(spec))
-    except SuiteError as e:
-        raise FieldError("benchmarks", str(e)) from None
-    return out
+def check_output_dir(session: Session, settings: Settings, path: Path) -> None:
+    if path == settings.home.resolve():
+        raise FieldError("output_dir", "must be a folder below DISTILL_HOME, not DISTILL_HOME itself")
+    for reserved in (settings.datasets_dir.resolve(), settings.runs_dir.resolve()):
+        if path == reserved or path.is_relative_to(reserved):
+            raise FieldError("output_dir", f"{reserved} is reserved for the service's own files")
+    if path.exists() and not path.is_dir():
+        raise FieldError("output_dir", f"{path} exists and is not a folder")
+    for other_id, other_dir in session.execute(select(Run.id, Run.output_dir).where(Run.output_dir.is_not(None))):
+        o = Path(other_dir)
+        if o == path or o.is_relative_to(path) or path.is_relative_to(o):
+            raise FieldError("output_dir", f"overlaps the folder of run {other_id}; runs may not share a folder")
 
 
 class RunService:
@@ -135,7 +76,7 @@ class RunService:
     def create(self, body: RunConfig) -> Run:
         with submit_lock:
             with self.sessions() as s:
-                config = normalize_config(s, self.settings, body)
+                config = resolved(s, self.settings, body.model_dump(exclude_unset=True))
                 run = Run(name=config.name, status="queued", config=config.to_json(), task_id=new_task_id(),
                           created_at=utcnow(), progress=0.0, cancel_requested=False, attempts=0)
                 s.add(run)
@@ -170,11 +111,7 @@ class RunService:
                 if served is not None or overrides.get("engine") == "openai":  # the names /v1 and vLLM workers use
                     values.update(engine_base_model=str(parent.config.get("model")), engine_sft_model=f"run-{parent.id}")
                 values.update(overrides)
-                try:
-                    config = build_config(values)
-                except ConfigError as e:
-                    raise _config_error(e) from None
-                config = config.model_copy(update={"benchmarks": normalize_benchmarks(self.settings, config.benchmarks)})
+                config = resolved(s, self.settings, values)
                 job = Run(status="queued", config=config.to_json(), task_id=new_task_id(), created_at=utcnow(),
                           progress=0.0, cancel_requested=False, attempts=0, parent_id=parent.id)
                 s.add(job)

@@ -7,30 +7,23 @@ or a Hugging Face Hub dataset id (`owner/name` or `owner/name:config`).
 from __future__ import annotations
 
 import json
-import os
-import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from distill.data import builtin
 from distill.data.formats import EXPECTED_FORMATS, normalize_row
 from distill.data.schema import BadRow, DataFormatError, DataSourceError, ReasoningExample
+from distill.hub import DATA_SUFFIXES, one_line, unavailable_reason, where
 
 BUILTIN_SOURCE = "builtin:reasoning"
 # Rows `iter_rows` yields from the built-in generator when the caller sets no limit.
 DEFAULT_BUILTIN_ROWS = 1000
-SUPPORTED_SUFFIXES = (".jsonl", ".json", ".parquet")
+SUPPORTED_SUFFIXES = DATA_SUFFIXES
 # If this many leading rows match no format, the file is the wrong kind of file, not a few bad rows.
 FIRST_ROWS_CHECKED = 20
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
-# The reachability probe must be short: an unreachable Hub otherwise costs ~25 s of library retries.
-_HUB_PROBE_TIMEOUT_S = 3.0
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -59,7 +52,7 @@ def iter_located_rows(
         rows = ((f"{source} row {i}", row) for i, row in enumerate(builtin.generate_rows(count, split=split), 1))
     elif path.exists():
         rows = _file_rows(_local_files(path), split)
-    elif path.suffix.lower() in SUPPORTED_SUFFIXES or not _HUB_ID.match(source):
+    elif where(source) == "local":
         raise FileNotFoundError(
             f"data source {source!r} not found: no such file or folder "
             f"(expected {BUILTIN_SOURCE}, a local .jsonl/.json/.parquet file or folder, "
@@ -200,7 +193,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several unrelated types for a damaged file
-        raise DataFormatError(f"{path}: not a readable Parquet file ({_one_line(err)})") from None
+        raise DataFormatError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
     index = 0
     for batch in parquet.iter_batches(batch_size=256):
         for row in batch.to_pylist():
@@ -210,7 +203,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _hub_rows(source: str, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
     name, _, config = source.partition(":")
-    unavailable = _hub_unavailable_reason()
+    unavailable = unavailable_reason()
     if unavailable:
         raise _hub_error(source, unavailable)
     try:
@@ -218,7 +211,7 @@ def _hub_rows(source: str, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
         rows = iter(load_dataset(name, config or None, split=split, streaming=True))
     except Exception as err:  # the datasets library raises many types; the user needs one clear line
-        raise _hub_error(source, _one_line(err)) from err
+        raise _hub_error(source, one_line(err)) from err
     return _hub_iter(source, rows)
 
 
@@ -230,26 +223,9 @@ def _hub_iter(source: str, rows: Iterator[Any]) -> Iterator[tuple[str, dict[str,
         except StopIteration:
             return
         except Exception as err:  # streaming fetches data lazily, so failures can surface here too
-            raise _hub_error(source, _one_line(err)) from err
+            raise _hub_error(source, one_line(err)) from err
         index += 1
         yield f"{source} row {index}", dict(row)
-
-
-def _hub_unavailable_reason() -> str | None:
-    """Why the Hub cannot be used right now, found quickly; None when it may be reachable."""
-    # Read the environment here: the hub libraries read it only once, at import time.
-    if any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return "offline mode is on (HF_HUB_OFFLINE)"
-    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # a direct probe says nothing about reachability through a proxy
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=_HUB_PROBE_TIMEOUT_S).close()
-    except OSError as err:
-        return f"cannot connect to {host}:{port} ({_one_line(err)})"
-    return None
 
 
 def _hub_error(source: str, detail: str) -> DataSourceError:
@@ -259,6 +235,3 @@ def _hub_error(source: str, detail: str) -> DataSourceError:
     )
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

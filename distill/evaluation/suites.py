@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from distill.data.schema import DataFormatError
 from distill.errors import UserError
-from distill.data.sources import _hub_unavailable_reason, _one_line, iter_rows
+from distill.data.sources import iter_rows
+from distill.hub import one_line, unavailable_reason
 from distill.evaluation.grading import GRADERS
 
 MATH_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -230,7 +231,7 @@ def _rows(spec: SuiteSpec, path: Path) -> Iterator[dict[str, Any]]:
     try:
         yield from iter_rows(str(path))
     except (DataFormatError, OSError) as err:
-        raise SuiteError(f"benchmark {spec.name!r}: {_one_line(err)}") from None
+        raise SuiteError(f"benchmark {spec.name!r}: {one_line(err)}") from None
 
 
 def _hub_source(builtin: Builtin) -> str:
@@ -245,7 +246,7 @@ def _hub_failure(name: str, builtin: Builtin, verb: str, why: str) -> SuiteError
 
 
 def _check_hub(name: str, builtin: Builtin) -> None:
-    if _hub_unavailable_reason() is not None:
+    if unavailable_reason() is not None:
         raise _hub_failure(name, builtin, "reach", "offline?")
 
 
@@ -257,7 +258,7 @@ def _hub_rows(name: str, builtin: Builtin) -> Iterator[dict[str, Any]]:
         for row in rows:
             yield dict(row)
     except Exception as err:  # datasets raises many types (gated, not found, network); the user needs one line
-        raise _hub_failure(name, builtin, "use", _one_line(err)) from None
+        raise _hub_failure(name, builtin, "use", one_line(err)) from None
 
 
 def _columns(spec: SuiteSpec, builtin: Builtin, row: dict[str, Any], where: str) -> tuple[str, str]:

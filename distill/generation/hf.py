@@ -169,8 +169,9 @@ class HFEngine:
     name = "hf"
 
     def __init__(self, tokenizer: Any, targets: dict[str, tuple[Any, str | None]] | None = None,
-                 batch_size: int = 64, tune_threads: bool = True):
+                 batch_size: int = 64, tune_threads: bool = True, group_by_length: bool = True):
         self.tok = tokenizer
+        self.group_by_length = group_by_length
         self.targets: dict[str, tuple[Any, str | None]] = dict(targets or {})
         self.batch_size = max(1, batch_size)
         self.tune_threads = tune_threads
@@ -220,7 +221,8 @@ class HFEngine:
             groups.setdefault(id(self.targets[p.model][0]), []).append(i)
         batches = []
         for idx in groups.values():
-            idx.sort(key=lambda i: lengths[i])
+            if self.group_by_length:
+                idx.sort(key=lambda i: lengths[i])
             batches += [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
         return batches
 

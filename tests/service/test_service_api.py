@@ -328,7 +328,8 @@ def test_upload_list_preview_and_use_a_dataset(client: TestClient, settings: Set
     assert len(preview["rows"]) == 2 and preview["rows"][0]["prompt"] == "What is 0+0?"
     assert "<think>" in preview["rows"][0]["completion"] and preview["report"]["rows_kept"] == 6
     run = client.post(f"{API}/runs", json={"dataset": "upload:1"})
-    assert run.status_code == 201 and run.json()["config"]["dataset"] == "upload:1"
+    # Resolved once, at submission: the run's configuration holds the upload's file, as the worker reads it.
+    assert run.status_code == 201 and run.json()["config"]["dataset"] == str(stored[0])
 
 
 def test_builtin_preview(client: TestClient) -> None:

@@ -1,0 +1,87 @@
+"""From what a user gave (flags, a config file, a preset, an API body) to the final ``RunConfig``, once.
+
+Presets are merged, every field validated, local paths checked (and, on the service, kept inside
+DISTILL_HOME and made absolute), local-or-hub decided, the suites checked. The service stores the
+result; the worker and the training ranks load it as it is. Every problem is a ``ConfigError`` that
+lists each bad field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from distill.config import BUILTIN_DATASET, EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+from distill.hub import where
+
+BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
+
+
+def inside(home: Path, raw: str, field: str) -> Path:
+    """The absolute path ``raw`` names under ``home`` (relative paths are relative to it); a path that
+    leaves ``home`` is refused, since the service's clients may only use its own folder."""
+    text = (raw or "").strip()
+    home = home.resolve()
+    problem = ("must not be empty" if not text else "must not contain NUL characters" if "\x00" in text
+               else f"must be a path inside DISTILL_HOME ({home}); '~' is not expanded" if text.startswith("~")
+               else "must not contain '..' (paths stay inside DISTILL_HOME)" if ".." in Path(text).parts else None)
+    if problem is None:
+        full = (Path(text) if Path(text).is_absolute() else home / text).resolve(strict=False)
+        if full.is_relative_to(home):
+            return full
+        problem = f"must stay inside DISTILL_HOME ({home}); got {text!r}"
+    raise ConfigError(f"--{field}: {problem}", [(field, problem)])
+
+
+def _local(value: str, field: str, home: Path | None, must_be_dir: bool = False) -> str:
+    path = inside(home, value, field) if home is not None else Path(value).expanduser()
+    if not (path.is_dir() if must_be_dir else path.exists()):
+        what = "folder" if must_be_dir else "file or folder"
+        raise ConfigError(f"--{field}: {what} not found: {value}", [(field, f"{what} not found: {value}")])
+    return str(path) if home is not None else value
+
+
+def _suites(config: RunConfig, home: Path | None) -> list[str]:
+    from distill.evaluation.suites import SuiteError, check_suite, format_spec, parse_benchmarks
+
+    out = []
+    try:
+        for spec in parse_benchmarks(config.benchmarks):
+            if spec.path is not None and home is not None:
+                spec = replace(spec, path=str(inside(home, spec.path, "benchmarks")))
+            check_suite(spec)
+            out.append(format_spec(spec))
+    except SuiteError as e:
+        raise ConfigError(f"--benchmarks: {e}", [("benchmarks", str(e))]) from None
+    return out
+
+
+def uses_dataset(config: RunConfig) -> bool:
+    """Training reads it; evaluation only for the heldout suite."""
+    from distill.evaluation.suites import HELDOUT, parse_benchmarks
+
+    return config.mode != "evaluate" or any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(config.benchmarks))
+
+
+def resolve_config(values: dict[str, Any] | None = None, config_file: str | Path | None = None, *,
+                   home: Path | None = None) -> RunConfig:
+    """The final RunConfig. With ``home`` (the service), relative paths are relative to it and none may leave it."""
+    config = build_config(values, config_file)
+    changes: dict[str, Any] = {}
+    ds = config.dataset
+    kind = where(ds, home)
+    if kind == "builtin" and ds != BUILTIN_DATASET:
+        raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}",
+                          [("dataset", f"unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}")])
+    if kind == "local" and uses_dataset(config):
+        changes["dataset"] = _local(ds, "dataset", home)
+    if config.model not in BUILTIN_MODELS and where(config.model, home) == "local":
+        changes["model"] = _local(config.model, "model", home, must_be_dir=True)
+    if config.sft_model_path:
+        changes["sft_model_path"] = _local(config.sft_model_path, "sft_model_path", home, must_be_dir=True)
+    if config.output_dir and home is not None:
+        changes["output_dir"] = str(inside(home, config.output_dir, "output_dir"))
+    if config.mode != "train":
+        changes["benchmarks"] = _suites(config, home)
+    return config.model_copy(update=changes) if changes else config
