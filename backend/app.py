@@ -18,13 +18,24 @@ from backend.config import Settings, get_settings
 from backend.db import get_engine, session_factory
 from backend.deps import Services, require_token
 from backend.errors import install_handlers
-from backend.routes import (artifacts, benchmarks, datasets, evaluation, generate, health, logs, metrics, models,
-                            openai_api, runs)
+from backend.routes import (
+    artifacts,
+    benchmarks,
+    datasets,
+    evaluation,
+    generate,
+    health,
+    logs,
+    metrics,
+    models,
+    openai_api,
+    runs,
+)
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
-from backend.services.serving import ModelServer
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
+from backend.services.serving import ModelServer
 from backend.store import Store
 
 log = logging.getLogger("distill.service")

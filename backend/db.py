@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import orjson
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.config import Settings
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
-from backend.services.serving import ModelServer
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
+from backend.services.serving import ModelServer
 from backend.store import Store
 
 

@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import get_engine, session_factory
-from backend.models import BenchmarkResult, Evaluation, LogLine, MetricPoint, Run, Worker, utcnow
+from backend.models import (
+    BenchmarkResult,
+    Evaluation,
+    LogLine,
+    MetricPoint,
+    Run,
+    Worker,
+    utcnow,
+)
 
 
 @dataclass

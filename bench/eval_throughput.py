@@ -39,7 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import GSM8K, ROOT, load_line, machine, median, peak_rss_mb, table, write_json  # noqa: E402
+from bench._common import (  # noqa: E402
+    GSM8K,
+    ROOT,
+    load_line,
+    machine,
+    median,
+    peak_rss_mb,
+    table,
+    write_json,
+)
 
 
 def held_out(data: str, n: int, skip: int = 200) -> list[list[dict]]:

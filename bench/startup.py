@@ -30,7 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ROOT, emit, load_line, machine, median, run_child, table, write_json  # noqa: E402
+from bench._common import (  # noqa: E402
+    ROOT,
+    emit,
+    load_line,
+    machine,
+    median,
+    run_child,
+    table,
+    write_json,
+)
 
 PHASES = ["imports", "load", "train", "first step", "step done"]
 
@@ -45,9 +54,9 @@ def child(spawned: float) -> None:
     def mark(name: str) -> None:
         marks.setdefault(name, time.time() - spawned)
 
+    import distill.training as training
     from distill.config import build_config
     from distill.pipeline import PipelineHooks, run_pipeline
-    import distill.training as training
 
     mark("imports")
     begin = training.MetricsCallback.on_train_begin

@@ -49,8 +49,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (GSM8K, ROOT, emit, load_line, machine, matmul_peak, median, peak_rss_mb,  # noqa: E402
-                           run_child, table, write_json)
+from bench._common import (  # noqa: E402
+    GSM8K,
+    ROOT,
+    emit,
+    load_line,
+    machine,
+    matmul_peak,
+    median,
+    peak_rss_mb,
+    run_child,
+    table,
+    write_json,
+)
 
 BASELINES = {"trl": False, "trl-kl": True}
 # TRL's PEFT examples use LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05): what the baseline's user writes.
@@ -218,7 +229,12 @@ def child(spec: dict) -> None:
                           target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
         trainer = cls(model=model, args=args, peft_config=lora if config.use_lora else None, **common)
     else:
-        from distill.training import DistillSFTTrainer, restore_sdpa, sft_args, wrap_lora
+        from distill.training import (
+            DistillSFTTrainer,
+            restore_sdpa,
+            sft_args,
+            wrap_lora,
+        )
 
         args = sft_args(config, Path(out_dir), has_val=False)
         changes = {"max_steps": spec["steps"], "save_strategy": "no"}

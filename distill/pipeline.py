@@ -21,13 +21,24 @@ from tqdm.auto import tqdm
 
 from distill.config import ConfigError, RunConfig
 from distill.data.builtin import default_system
-from distill.data.prepare import data_report, ensure_chat_template, split_train_val, to_prompt_completion
+from distill.data.prepare import (
+    data_report,
+    ensure_chat_template,
+    split_train_val,
+    to_prompt_completion,
+)
 from distill.data.schema import ReasoningExample
 from distill.data.sources import load_examples
 from distill.distributed import launches_processes
 from distill.errors import RunCancelled
 from distill.evaluation.prompts import GENERAL_PROMPTS
-from distill.evaluation.suites import HELDOUT, Problem, Suite, load_suite, parse_benchmarks
+from distill.evaluation.suites import (
+    HELDOUT,
+    Problem,
+    Suite,
+    load_suite,
+    parse_benchmarks,
+)
 from distill.evaluation.summary import format_summary_block
 from distill.generation.engine import GenerationCancelled
 from distill.models import ensure_local_model, load_model, load_tokenizer, save_model

@@ -7,12 +7,14 @@ never closed it (cut off by the token limit, or looping) has no answer. A respon
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 # What budget forcing appends when a thought reaches its token budget.
 FORCED_CLOSE = "\n</think>\n\n"
+_TAG_RE = re.compile(r"</?think>")
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,42 @@ def answer_text(text: str) -> str:
 def is_thinking(text: str) -> bool:
     """True while a generation is inside an open thought (it opened ``<think>`` and has not closed it)."""
     return THINK_OPEN in text and THINK_CLOSE not in text
+
+
+def has_think_tags(response: str) -> bool:
+    """A ``<think>`` followed, somewhere later, by a ``</think>``."""
+    start = response.find(THINK_OPEN)
+    return start != -1 and response.find(THINK_CLOSE, start + len(THINK_OPEN)) != -1
+
+
+def think_closed(response: str) -> bool:
+    """Every ``<think>`` has a later ``</think>``; vacuously true with no ``<think>``.
+
+    Stray ``</think>`` tags (with no open block) are ignored rather than penalized.
+    """
+    depth = 0
+    for tag in _TAG_RE.findall(response):
+        if tag == THINK_OPEN:
+            depth += 1
+        elif depth:
+            depth -= 1
+    return depth == 0
+
+
+def reasoning_part(response: str) -> str:
+    """The reasoning: inside the first think block, else the whole response.
+
+    An unclosed ``<think>`` (generation cut off) runs to the end of the text; a lone
+    ``</think>`` (the prompt already opened the block) closes everything before it.
+    """
+    start = response.find(THINK_OPEN)
+    body_start = start + len(THINK_OPEN) if start != -1 else 0
+    end = response.find(THINK_CLOSE, body_start)
+    if start == -1 and end == -1:
+        return response
+    return response[body_start : end if end != -1 else len(response)]
+
+
+def answer_after_think(response: str) -> str:
+    """The text after the last ``</think>``, stripped ("" when there is none)."""
+    return split_response(response).answer if THINK_CLOSE in response else ""

@@ -13,8 +13,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from distill.evaluation.summary import METRIC, format_accuracy, format_delta, format_pass1, format_summary_block, format_value
-from distill.evaluation.summary import significance_note
+from distill.evaluation.summary import (
+    METRIC,
+    format_accuracy,
+    format_delta,
+    format_pass1,
+    format_summary_block,
+    format_value,
+    significance_note,
+)
 from distill.evaluation.summary import deltas as compute_deltas
 
 # Summary keys of the metrics table after accuracy, which has its own row format.

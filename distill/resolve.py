@@ -12,7 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from distill.config import BUILTIN_DATASET, EMBEDDED_MODEL, ConfigError, RunConfig, build_config
+from distill.config import (
+    BUILTIN_DATASET,
+    EMBEDDED_MODEL,
+    ConfigError,
+    RunConfig,
+    build_config,
+)
 from distill.hub import where
 
 BUILTIN_MODELS = (EMBEDDED_MODEL, "tiny-random")
@@ -43,7 +49,12 @@ def _local(value: str, field: str, home: Path | None, must_be_dir: bool = False)
 
 
 def _suites(config: RunConfig, home: Path | None) -> list[str]:
-    from distill.evaluation.suites import SuiteError, check_suite, format_spec, parse_benchmarks
+    from distill.evaluation.suites import (
+        SuiteError,
+        check_suite,
+        format_spec,
+        parse_benchmarks,
+    )
 
     out = []
     try:

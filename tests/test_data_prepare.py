@@ -201,7 +201,7 @@ def test_hub_rows_stream_and_late_failures_become_one_line(monkeypatch):
             return (row if i < 2 else 1 / 0 for i, row in enumerate([GOOD, GSM, GOOD]))
         return iter([GOOD, GSM, OPENTHOUGHTS])
 
-    monkeypatch.setattr(sources, "_hub_unavailable_reason", lambda: None)
+    monkeypatch.setattr(sources, "unavailable_reason", lambda: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert list(iter_rows("owner/name", max_rows=2)) == [GOOD, GSM]
     assert calls == [("owner/name", None, "train", True)]

@@ -11,7 +11,12 @@ from __future__ import annotations
 from celery import Celery
 
 from backend.config import Settings
-from backend.services.dispatch import DEFAULT_QUEUE, GPU_QUEUE, broker_transport_options, task_queues
+from backend.services.dispatch import (
+    DEFAULT_QUEUE,
+    GPU_QUEUE,
+    broker_transport_options,
+    task_queues,
+)
 
 
 def make_app(settings: Settings | None = None) -> Celery:

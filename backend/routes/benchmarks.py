@@ -10,8 +10,16 @@ from sqlalchemy.orm import Session
 from backend.deps import Services, services, session
 from backend.errors import NotFound
 from backend.models import BenchmarkResult, Run
-from backend.schemas import (BenchmarkRequest, BenchmarkResultOut, BenchmarksOut, BenchmarkSamplesOut, LeaderboardOut,
-                             LeaderboardRow, RunOut, iso)
+from backend.schemas import (
+    BenchmarkRequest,
+    BenchmarkResultOut,
+    BenchmarkSamplesOut,
+    BenchmarksOut,
+    LeaderboardOut,
+    LeaderboardRow,
+    RunOut,
+    iso,
+)
 from distill.evaluation.summary import metric_catalog
 
 router = APIRouter(tags=["benchmarks"])

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Body
 
-from backend.schemas import ModelsOut
 from backend.errors import FieldError
+from backend.schemas import ModelsOut
 from distill.config import EMBEDDED_MODEL, ConfigError, RunConfig, build_config
 from distill.evaluation.summary import metric_catalog
 from distill.presets import PRESETS

@@ -11,12 +11,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import Conflict, FieldError, NotFound
+from backend.models import (
+    TERMINAL,
+    Dataset,
+    Evaluation,
+    LogLine,
+    MetricPoint,
+    Run,
+    utcnow,
+)
 from backend.schemas import RUN_FIELDS, BenchmarkRequest
-from backend.models import TERMINAL, Dataset, Evaluation, LogLine, MetricPoint, Run, utcnow
+from backend.services.catalog import engine_for, sft_model_of
 from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
 from distill.config import ConfigError, RunConfig
 from distill.resolve import resolve_config
-from backend.services.catalog import engine_for, sft_model_of
 from distill.rundir import RunDir
 
 UPLOAD_PREFIX = "upload:"

@@ -1,7 +1,11 @@
 """Reasoning data: formats, sources, the built-in generator, and training-row preparation."""
 
 from distill.data.builtin import SYSTEM_PROMPT, generate_rows
-from distill.data.formats import final_answer_from_solution, normalize_row, to_target_text
+from distill.data.formats import (
+    final_answer_from_solution,
+    normalize_row,
+    to_target_text,
+)
 from distill.data.prepare import (
     data_report,
     ensure_chat_template,
@@ -10,7 +14,12 @@ from distill.data.prepare import (
     to_prompt_completion,
     token_length_stats,
 )
-from distill.data.schema import BadRow, DataFormatError, DataSourceError, ReasoningExample
+from distill.data.schema import (
+    BadRow,
+    DataFormatError,
+    DataSourceError,
+    ReasoningExample,
+)
 from distill.data.sources import BUILTIN_SOURCE, DataStats, iter_rows, load_examples
 
 __all__ = [

@@ -14,7 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from distill.data.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
+from distill.data.formats import (
+    BEGIN_SOLUTION,
+    BEGIN_THOUGHT,
+    END_SOLUTION,
+    END_THOUGHT,
+)
 
 SYSTEM_PROMPT = "You are a helpful assistant. Think step by step inside <think> tags, then give the final answer."
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from distill.data.schema import BadRow, ReasoningExample
+from distill.reasoning import THINK_CLOSE, THINK_OPEN, split_response
 
 BEGIN_THOUGHT = "<|begin_of_thought|>"
 END_THOUGHT = "<|end_of_thought|>"
@@ -84,7 +85,7 @@ def split_reasoning(text: str) -> tuple[str, str]:
     """Split an assistant reply into (reasoning, answer) using OpenThoughts markers or <think> tags."""
     if any(marker in text for marker in _OPENTHOUGHTS_MARKERS):
         reasoning, answer = _split_openthoughts(text)
-    elif "<think>" in text or "</think>" in text:
+    elif THINK_OPEN in text or THINK_CLOSE in text:
         reasoning, answer = _split_think_tags(text)
     else:
         raise BadRow("no_reasoning", "reply has neither <think>...</think> nor OpenThoughts markers")
@@ -120,22 +121,20 @@ def _split_openthoughts(text: str) -> tuple[str, str]:
 
 
 def _split_think_tags(text: str) -> tuple[str, str]:
-    opens, closes = text.count("<think>"), text.count("</think>")
+    opens, closes = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     if closes != 1 or opens > 1:
         raise BadRow("unbalanced_thought_markers", f"{opens} <think> and {closes} </think>")
-    end = text.index("</think>")
-    begin = text.find("<think>")
-    if begin > end:
+    if text.find(THINK_OPEN) > text.index(THINK_CLOSE):
         raise BadRow("unbalanced_thought_markers", "</think> before <think>")
     # A missing opening tag is accepted: R1-style chat templates put <think> in the prompt,
     # so generated replies often start inside the thought.
-    reasoning = text[begin + len("<think>") if begin >= 0 else 0 : end]
-    return reasoning.strip(), text[end + len("</think>") :].strip()
+    split = split_response(text)
+    return split.thinking, split.answer
 
 
 def to_target_text(ex: ReasoningExample) -> str:
     """The assistant text the model is trained to produce."""
-    return f"<think>\n{ex.reasoning.strip()}\n</think>\n\n{ex.answer.strip()}"
+    return f"{THINK_OPEN}\n{ex.reasoning.strip()}\n{THINK_CLOSE}\n\n{ex.answer.strip()}"
 
 
 def detect_format(row: Mapping[str, Any]) -> str:

@@ -15,7 +15,12 @@ from typing import Any
 
 from distill.data import builtin
 from distill.data.formats import EXPECTED_FORMATS, normalize_row
-from distill.data.schema import BadRow, DataFormatError, DataSourceError, ReasoningExample
+from distill.data.schema import (
+    BadRow,
+    DataFormatError,
+    DataSourceError,
+    ReasoningExample,
+)
 from distill.hub import DATA_SUFFIXES, one_line, unavailable_reason, where
 
 BUILTIN_SOURCE = "builtin:reasoning"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-THINK_CLOSE = "</think>"
+from distill.reasoning import THINK_CLOSE, split_response
 
 # A plain number: optional sign, digits with optional thousands groups, optional decimals.
 _NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
@@ -167,7 +167,7 @@ def extract_answer(response: str) -> str | None:
     "final answer: …", last number.
     """
     if THINK_CLOSE in response:
-        answer = _answer_in(response.rsplit(THINK_CLOSE, 1)[1])
+        answer = _answer_in(split_response(response).answer)
         if answer is not None:
             return answer
     return _answer_in(response)

@@ -16,7 +16,12 @@ from typing import Any
 
 from distill.evaluation.diagnostics import sample_diagnostics, summarize_diagnostics
 from distill.evaluation.grading import grade_many
-from distill.evaluation.stats import accuracy_interval, majority_correct, paired_test, pass_at_k_table
+from distill.evaluation.stats import (
+    accuracy_interval,
+    majority_correct,
+    paired_test,
+    pass_at_k_table,
+)
 from distill.evaluation.suites import Problem, Suite
 from distill.generation.engine import BASE, SFT, Engine, Prompt, Sampling
 

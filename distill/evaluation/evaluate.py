@@ -17,8 +17,8 @@ from distill.evaluation.benchmark import MODELS, BenchmarkSettings, run_suite
 from distill.evaluation.grading import Grade
 from distill.evaluation.metrics import response_metrics
 from distill.evaluation.stats import mcnemar_exact
-from distill.evaluation.summary import deltas, summarize
 from distill.evaluation.suites import Suite
+from distill.evaluation.summary import deltas, summarize
 from distill.generation.engine import Engine
 
 

@@ -11,14 +11,16 @@ import re
 from typing import Any
 
 from distill.evaluation.grading import Grade
-
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from distill.reasoning import (
+    answer_after_think,
+    has_think_tags,
+    reasoning_part,
+    think_closed,
+)
 
 _CUE_WORDS_RE = re.compile(
     r"\b(?:first|then|so|because|therefore|thus|hence|steps?)\b", re.IGNORECASE
 )
-_TAG_RE = re.compile(r"</?think>")
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
 # A step marker opening a sentence: "Step 2:", "2.", "2)", "-", "*", "•".
 _STEP_MARKER_RE = re.compile(r"^(?:step\s*\d+\s*[:.)]|\d+[.)](?:\s|$)|[-*•](?:\s|$))", re.IGNORECASE)
@@ -32,47 +34,6 @@ _LEN_RAMBLE = 400
 _LEN_FLOOR_AT = 1500
 _LEN_FLOOR = 0.5
 _STEPS_FULL = 5
-
-
-def has_think_tags(response: str) -> bool:
-    """A ``<think>`` followed, somewhere later, by a ``</think>``."""
-    start = response.find(THINK_OPEN)
-    return start != -1 and response.find(THINK_CLOSE, start + len(THINK_OPEN)) != -1
-
-
-def think_closed(response: str) -> bool:
-    """Every ``<think>`` has a later ``</think>``; vacuously true with no ``<think>``.
-
-    Stray ``</think>`` tags (with no open block) are ignored rather than penalized.
-    """
-    depth = 0
-    for tag in _TAG_RE.findall(response):
-        if tag == THINK_OPEN:
-            depth += 1
-        elif depth:
-            depth -= 1
-    return depth == 0
-
-
-def reasoning_part(response: str) -> str:
-    """The reasoning: inside the first think block, else the whole response.
-
-    An unclosed ``<think>`` (generation cut off) runs to the end of the text; a lone
-    ``</think>`` (the prompt already opened the block) closes everything before it.
-    """
-    start = response.find(THINK_OPEN)
-    body_start = start + len(THINK_OPEN) if start != -1 else 0
-    end = response.find(THINK_CLOSE, body_start)
-    if start == -1 and end == -1:
-        return response
-    return response[body_start : end if end != -1 else len(response)]
-
-
-def answer_after_think(response: str) -> str:
-    """The text after the last ``</think>``, stripped ("" when there is none)."""
-    if THINK_CLOSE not in response:
-        return ""
-    return response.rsplit(THINK_CLOSE, 1)[1].strip()
 
 
 def count_steps(reasoning: str) -> int:

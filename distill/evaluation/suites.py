@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from distill.data.schema import DataFormatError
-from distill.errors import UserError
 from distill.data.sources import iter_rows
-from distill.hub import one_line, unavailable_reason
+from distill.errors import UserError
 from distill.evaluation.grading import GRADERS
+from distill.hub import one_line, unavailable_reason
 
 MATH_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 GPQA_TEMPLATE = (

@@ -25,7 +25,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-from distill.generation.engine import Generation, GenerationCancelled, EngineError, OnDelta, Prompt, Sampling
+from distill.generation.engine import (
+    EngineError,
+    Generation,
+    GenerationCancelled,
+    OnDelta,
+    Prompt,
+    Sampling,
+)
 from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN
 from distill.threads import ThreadTuner
 

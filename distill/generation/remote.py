@@ -23,7 +23,13 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from distill.generation.engine import EngineError, Generation, GenerationCancelled, OnDelta, Prompt
+from distill.generation.engine import (
+    EngineError,
+    Generation,
+    GenerationCancelled,
+    OnDelta,
+    Prompt,
+)
 from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, split_response
 
 API_KEY_ENV = "DISTILL_ENGINE_API_KEY"  # read here only: never stored in a run's config, never logged
