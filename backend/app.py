@@ -21,13 +21,13 @@ from backend.errors import install_handlers
 from backend.routes import (
     artifacts,
     benchmarks,
+    config,
     datasets,
     evaluation,
     generate,
     health,
     logs,
     metrics,
-    models,
     openai_api,
     runs,
 )
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
-    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, models, datasets):
+    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets):
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)

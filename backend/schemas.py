@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models import Run
+from backend.tables import Run
 from distill.config import RunConfig
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import get_engine, session_factory
-from backend.models import (
+from backend.tables import (
     BenchmarkResult,
     Evaluation,
     LogLine,
@@ -28,6 +28,7 @@ from backend.models import (
     Worker,
     utcnow,
 )
+from distill.rundir import RunDir
 
 
 @dataclass
@@ -187,7 +188,7 @@ def append_log_line(store: Store, run_id: int, level: str, message: str, ts: dat
 def append_to_run_log_file(output_dir: str, line: str) -> None:
     """The run folder's own log file gets the closing line too (the pipeline has detached by then)."""
     try:
-        path = Path(output_dir) / "distillation_pipeline.log"
+        path = RunDir(Path(output_dir)).log
         if path.parent.is_dir():
             with path.open("a") as f:
                 f.write(line.rstrip("\n") + "\n")

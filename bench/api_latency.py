@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.config import Settings  # noqa: E402
 from backend.db import dispose_all, upgrade  # noqa: E402
-from backend.models import Run, utcnow  # noqa: E402
+from backend.tables import Run, utcnow  # noqa: E402
 from backend.store import Claim, Store  # noqa: E402
 from distill.config import RunConfig  # noqa: E402
 

@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 from distill.config import RunConfig, field_groups
 from distill.errors import RunCancelled, UserError
-from distill.presets import PRESETS
+from distill.presets import PRESET_ALIASES, PRESETS
 from distill.resolve import resolve_config
 
 GROUP_TITLES = {
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="distill",
         description="Reasoning distillation: SFT (LoRA, optional KL to the base model) on <think> chain-of-thought "
         "data, then base vs SFT on the same prompts. Defaults run offline on a CPU (embedded SmolLM2-135M, "
-        "builtin:reasoning); --preset seed restores the seed's Qwen2.5-0.5B + OpenThoughts-114k setup. "
+        "builtin:reasoning); --preset qwen2.5-0.5b restores the reference Qwen2.5-0.5B + OpenThoughts-114k setup. "
         "Subcommands: distill serve | distill worker.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,
@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
             info = RunConfig.model_fields[name]
             extra = info.json_schema_extra or {}
             help_text = f"{info.description} [default: {info.default}]"
-            if "seed_default" in extra:  # type: ignore[operator]
-                help_text += f" (seed: {extra['seed_default']})"  # type: ignore[index]
+            if "reference_default" in extra:  # type: ignore[operator]
+                help_text += f" (reference setup: {extra['reference_default']})"  # type: ignore[index]
             help_text = help_text.replace("%", "%%")
             if info.annotation is bool:
                 g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=help_text)
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pop("list_presets", False):
         for name, p in PRESETS.items():
             print(f"{name:14s} {p['description']}")
+        for alias, name in PRESET_ALIASES.items():
+            print(f"{alias:14s} the same as {name}")
         return 0
     try:
         config = resolve_config(args, args.pop("config", None))

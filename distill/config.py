@@ -1,7 +1,7 @@
 """The one run configuration: used by the CLI, the REST API and the dashboard.
 
 Field names are the CLI flag names without dashes. Defaults are the embedded CPU demo
-(model ``smollm2-135m`` on ``builtin:reasoning``); ``--preset seed`` restores the seed's
+(model ``smollm2-135m`` on ``builtin:reasoning``); ``--preset qwen2.5-0.5b`` restores the reference
 Qwen2.5-0.5B + OpenThoughts-114k setup. Each field carries its CLI group and help text,
 so the CLI, the API's OpenAPI schema and the dashboard form all show the same words.
 """
@@ -28,11 +28,11 @@ EMBEDDED_MODEL = "smollm2-135m"
 BUILTIN_DATASET = "builtin:reasoning"
 
 
-def _f(default: Any, group: str, help: str, *, seed: Any = None, **kw: Any) -> Any:
-    """A field with its CLI group, help, and (when it differs) the seed's default and why."""
+def _f(default: Any, group: str, help: str, *, reference: Any = None, **kw: Any) -> Any:
+    """A field with its CLI group, help, and (when it differs) the reference setup's default."""
     extra: dict[str, Any] = {"group": group}
-    if seed is not None:
-        extra["seed_default"] = seed
+    if reference is not None:
+        extra["reference_default"] = reference
     return Field(default, description=help, json_schema_extra=extra, **kw)
 
 
@@ -71,7 +71,7 @@ class RunConfig(BaseModel):
     model: str = _f(
         EMBEDDED_MODEL, "model",
         "Base model: 'smollm2-135m' (embedded, offline), 'tiny-random' (test model), a hub id or a local folder",
-        seed="Qwen/Qwen2.5-0.5B",
+        reference="Qwen/Qwen2.5-0.5B",
     )
     sft_model_path: str | None = _f(None, "model", "Adapter or merged model to evaluate (--mode evaluate)")
     trust_remote_code: bool = _f(False, "model", "Allow custom model code from the hub")
@@ -80,7 +80,7 @@ class RunConfig(BaseModel):
     dataset: str = _f(
         BUILTIN_DATASET, "data",
         "Training data: builtin:reasoning, a hub id (streamed) or a local .jsonl/.json/.parquet file or folder",
-        seed="open-thoughts/OpenThoughts-114k",
+        reference="open-thoughts/OpenThoughts-114k",
     )
     max_samples: int | None = _f(None, "data", "Max training rows (default: all; builtin:reasoning: 1000)", ge=1, le=10_000_000)
     max_seq_length: int = _f(1024, "data", "Max tokens per training row (longer rows are truncated and counted)", ge=16, le=131_072)
@@ -89,16 +89,8 @@ class RunConfig(BaseModel):
     # --- training ---
     epochs: float = _f(3, "training", "Training epochs", gt=0, le=1000)
     batch_size: int = _f(2, "training", "Per-device batch size", gt=0, le=4096)
-    gradient_accumulation: int = _f(
-        2, "training",
-        "Gradient accumulation steps (default 2: 23 optimizer steps on the 100-row demo instead of 6, same compute)",
-        seed=8, gt=0, le=4096,
-    )
-    learning_rate: float = _f(
-        1e-3, "training",
-        "Learning rate (default 1e-3: measured here, 2e-5 and 2e-4 teach SmolLM2-135M no <think> format in 100 rows)",
-        seed=2e-5, gt=0, le=1.0,
-    )
+    gradient_accumulation: int = _f(2, "training", "Gradient accumulation steps", reference=8, gt=0, le=4096)
+    learning_rate: float = _f(1e-3, "training", "Learning rate", reference=2e-5, gt=0, le=1.0)
     lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f("linear", "training", "LR schedule")
     warmup_ratio: float = _f(0.0, "training", "Fraction of steps spent warming up the LR", ge=0.0, lt=1.0)
     weight_decay: float = _f(0.0, "training", "AdamW weight decay", ge=0.0, le=1.0)
@@ -111,7 +103,6 @@ class RunConfig(BaseModel):
     use_lora: bool = _f(True, "lora", "Train LoRA adapters (off: full fine-tuning)")
     lora_r: int = _f(16, "lora", "LoRA rank", gt=0, le=4096)
     lora_alpha: int = _f(32, "lora", "LoRA alpha", gt=0, le=65536)
-    # 0 (no dropout): measured 1.79x the trained tokens/s of 0.05 on CPU at the same validation loss (docs/benchmarks.md)
     lora_dropout: float = _f(0.0, "lora", "LoRA dropout", ge=0.0, lt=1.0)
     lora_target_modules: str = _f("all-linear", "lora", "Comma-separated module names, or all-linear")
 
@@ -182,9 +173,9 @@ class RunConfig(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str | None) -> str | None:
-        from distill.presets import PRESETS
+        from distill.presets import PRESETS, preset_config
 
-        if v is not None and v not in PRESETS:
+        if v is not None and preset_config(v) is None:
             raise ValueError(f"unknown preset {v!r}; known: {', '.join(PRESETS)}")
         return v
 
@@ -263,7 +254,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def build_config(overrides: dict[str, Any] | None = None, config_file: str | Path | None = None) -> RunConfig:
     """Defaults < preset < config file < explicit overrides (CLI flags or API body)."""
-    from distill.presets import PRESETS
+    from distill.presets import PRESETS, preset_config
 
     values: dict[str, Any] = {}
     if config_file:
@@ -272,9 +263,9 @@ def build_config(overrides: dict[str, Any] | None = None, config_file: str | Pat
     preset = values.get("preset")
     merged: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
+        if preset_config(preset) is None:
             raise ConfigError(f"--preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        merged.update(PRESETS[preset]["config"])
+        merged.update(preset_config(preset))
     merged.update(values)
     try:
         return RunConfig(**merged)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from distill.config import RunConfig
 from distill.errors import RunCancelled, UserError
+from distill.rundir import RunDir
 
 if TYPE_CHECKING:
     from distill.training import TrainOutcome
@@ -166,7 +167,7 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
         raise DistributedTrainingError(
             f"--num_gpus {n}: only {torch.cuda.device_count()} CUDA device(s) visible here "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
-    job_dir = out_dir / "ddp"
+    job_dir = RunDir(out_dir).ddp
     job_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("cancel", "outcome.json"):
         (job_dir / stale).unlink(missing_ok=True)
@@ -192,7 +193,7 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
             log.log(getattr(logging, m.group(1)) if m else logging.INFO, "%s", m.group(2) if m else line)
 
     t0 = time.perf_counter()
-    metrics = _MetricsTail(out_dir / "metrics.jsonl", on_metrics)
+    metrics = _MetricsTail(RunDir(out_dir).metrics, on_metrics)
     # Own session: a terminal's Ctrl-C or a signal to the caller's group reaches this process only,
     # which then stops the ranks (below) instead of torchrun tearing them down under it.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -260,7 +261,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from distill.data.prepare import ensure_chat_template
     from distill.models import load_model, load_tokenizer, save_model
-    from distill.rundir import RunDir
     from distill.training import train
 
     job = Path((sys.argv[1:] if argv is None else argv)[0])

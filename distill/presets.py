@@ -1,11 +1,12 @@
-"""Named starting points. ``demo`` is the out-of-the-box default; ``seed`` is the seed project's setup."""
+"""Named starting points. ``demo`` is the out-of-the-box default; ``qwen2.5-0.5b`` is the reference setup
+(the original distillation script's table: Qwen2.5-0.5B on OpenThoughts-114k); ``seed`` is its old name."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# The seed's table: Qwen2.5-0.5B on OpenThoughts-114k, lr 2e-5, batch 2 x 8, 3 epochs.
-_SEED: dict[str, Any] = {
+# The reference table: Qwen2.5-0.5B on OpenThoughts-114k, lr 2e-5, batch 2 x 8, 3 epochs.
+_REFERENCE: dict[str, Any] = {
     "model": "Qwen/Qwen2.5-0.5B",
     "dataset": "open-thoughts/OpenThoughts-114k",
     "epochs": 3,
@@ -28,26 +29,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         "config": {"model": "smollm2-135m", "dataset": "builtin:reasoning", "max_samples": 100, "epochs": 1,
                    "learning_rate": 1e-3, "batch_size": 2, "gradient_accumulation": 2},
     },
-    "seed": {
-        "description": "The seed's setup: Qwen/Qwen2.5-0.5B on OpenThoughts-114k (GPU recommended)",
-        "config": _SEED,
+    "qwen2.5-0.5b": {
+        "description": "The reference setup: Qwen/Qwen2.5-0.5B on OpenThoughts-114k (GPU recommended)",
+        "config": _REFERENCE,
     },
     "qwen2.5-1.5b": {
         "description": "Qwen/Qwen2.5-1.5B on OpenThoughts-114k (GPU, ~16 GB)",
-        "config": {**_SEED, "model": "Qwen/Qwen2.5-1.5B", "batch_size": 2, "gradient_accumulation": 8},
+        "config": {**_REFERENCE, "model": "Qwen/Qwen2.5-1.5B", "batch_size": 2, "gradient_accumulation": 8},
     },
     "qwen2.5-7b": {
         "description": "Qwen/Qwen2.5-7B on OpenThoughts-114k (GPU, 40 GB+, LoRA)",
-        "config": {**_SEED, "model": "Qwen/Qwen2.5-7B", "batch_size": 1, "gradient_accumulation": 16, "learning_rate": 1e-4},
+        "config": {**_REFERENCE, "model": "Qwen/Qwen2.5-7B", "batch_size": 1, "gradient_accumulation": 16, "learning_rate": 1e-4},
     },
     "llama-2-7b": {
         "description": "meta-llama/Llama-2-7b-hf on OpenThoughts-114k (GPU, 40 GB+, LoRA; 4k context)",
-        "config": {**_SEED, "model": "meta-llama/Llama-2-7b-hf", "batch_size": 1, "gradient_accumulation": 16,
+        "config": {**_REFERENCE, "model": "meta-llama/Llama-2-7b-hf", "batch_size": 1, "gradient_accumulation": 16,
                    "learning_rate": 1e-4, "max_seq_length": 4096},
     },
     "llama-3.1-8b": {
         "description": "meta-llama/Llama-3.1-8B on OpenThoughts-114k (GPU, 40 GB+, LoRA)",
-        "config": {**_SEED, "model": "meta-llama/Llama-3.1-8B", "batch_size": 1, "gradient_accumulation": 16,
+        "config": {**_REFERENCE, "model": "meta-llama/Llama-3.1-8B", "batch_size": 1, "gradient_accumulation": 16,
                    "learning_rate": 1e-4},
     },
 }
+
+# Old names that still work.
+PRESET_ALIASES: dict[str, str] = {"seed": "qwen2.5-0.5b"}
+
+
+def preset_config(name: str) -> dict[str, Any] | None:
+    """A preset's fields by name or alias; None for an unknown name."""
+    preset = PRESETS.get(PRESET_ALIASES.get(name, name))
+    return preset["config"] if preset else None

@@ -36,6 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from distill.config import RunConfig
+from distill.rundir import RunDir
 from distill.threads import ThreadTuner
 
 log = logging.getLogger("distill")
@@ -495,9 +496,9 @@ def train(
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     if config.use_lora:
         model = wrap_lora(model, config)
-    checkpoint_dir = out_dir / "checkpoints"
+    checkpoint_dir = RunDir(out_dir).checkpoints
     cancel = CancelCallback(should_cancel or (lambda: False))
-    callbacks: list[TrainerCallback] = [MetricsCallback(out_dir / "metrics.jsonl", on_metrics), cancel]
+    callbacks: list[TrainerCallback] = [MetricsCallback(RunDir(out_dir).metrics, on_metrics), cancel]
     if val_rows and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = DistillSFTTrainer(

@@ -20,8 +20,10 @@ def test_defaults_are_the_embedded_demo():
     assert c.effective_max_samples == 1000
 
 
-def test_seed_preset_restores_the_seed_table():
-    c = build_config({"preset": "seed"})
+def test_reference_preset_restores_the_reference_table_and_seed_is_its_alias():
+    assert build_config({"preset": "seed"}).model_dump(exclude={"preset"}) == \
+        build_config({"preset": "qwen2.5-0.5b"}).model_dump(exclude={"preset"})
+    c = build_config({"preset": "qwen2.5-0.5b"})
     assert c.model == "Qwen/Qwen2.5-0.5B" and c.dataset == "open-thoughts/OpenThoughts-114k"
     assert (c.epochs, c.batch_size, c.gradient_accumulation, c.learning_rate) == (3, 2, 8, 2e-5)
     assert (c.kl_coef, c.early_stopping_patience, c.max_grad_norm) == (0.1, 3, 1.0)
@@ -76,13 +78,14 @@ def test_boolean_flags_switch_off():
     assert c.use_lora is False and c.use_kl_regularization is True and c.general_prompts is False
 
 
-def test_help_is_grouped_and_shows_seed_differences(capsys):
+def test_help_is_grouped_and_shows_reference_differences(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
     for title in ("model:", "data:", "training:", "LoRA:", "KL regularization:", "evaluation:"):
         assert title in out
-    assert "seed: 2e-05" in out and "seed: Qwen/Qwen2.5-0.5B" in out
+    flat = " ".join(out.split())
+    assert "reference setup: 2e-05" in flat and "reference setup: Qwen/Qwen2.5-0.5B" in flat
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 def main(argv: list[str] | None = None) -> int:
     from backend.config import Settings
-    from backend.models import Worker, utcnow
     from backend.store import Store
+    from backend.tables import Worker, utcnow
 
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv[0] if argv else f"distill@{socket.gethostname()}"

@@ -66,7 +66,7 @@ class VLLMServer:
     def _wanted(self) -> dict[str, str]:
         from sqlalchemy import select
 
-        from backend.models import Run
+        from backend.tables import Run
         from distill.rundir import RunDir
 
         out = {}

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from backend.deps import Services, services, session
 from backend.errors import NotFound
-from backend.models import BenchmarkResult, Run
 from backend.schemas import (
     BenchmarkRequest,
     BenchmarkResultOut,
@@ -20,6 +19,7 @@ from backend.schemas import (
     RunOut,
     iso,
 )
+from backend.tables import BenchmarkResult, Run
 from distill.evaluation.summary import metric_catalog
 
 router = APIRouter(tags=["benchmarks"])

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from backend.deps import Services, services, session
 from backend.errors import NotFound
-from backend.models import Evaluation
+from backend.tables import Evaluation
 
 router = APIRouter(prefix="/runs/{run_id}/evaluation", tags=["evaluation"])
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from backend.deps import Services, services
-from backend.models import Worker, utcnow
 from backend.schemas import HealthOut, iso
+from backend.tables import Worker, utcnow
 
 router = APIRouter(tags=["health"])
 WORKER_SEEN_S = 60

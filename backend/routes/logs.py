@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, JSONServerSentEvent
 
 from backend.deps import Services, services, session
-from backend.models import TERMINAL, Run
 from backend.schemas import LogLineOut, LogsOut, iso
 from backend.services.runs import log_lines
+from backend.tables import TERMINAL, Run
 
 router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
 POLL_S = 0.2

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import Run, Worker, utcnow
 from backend.services.serving import BASE_SUFFIX, Served, not_found
+from backend.tables import Run, Worker, utcnow
 from distill.config import EMBEDDED_MODEL
 from distill.rundir import RunDir, model_kind
 

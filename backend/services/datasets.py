@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import FieldError, NotFound, TooLarge
-from backend.models import Dataset, utcnow
+from backend.tables import Dataset, utcnow
 
 BUILTIN = {"builtin:reasoning": {"name": "reasoning (built-in arithmetic word problems)", "rows": 1000}}
 SUFFIXES = (".jsonl", ".json", ".parquet")

@@ -20,9 +20,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
-from backend.models import LogLine, Meta, Run, Worker, utcnow
 from backend.services.dispatch import Dispatcher, submit_lock
 from backend.store import Store, append_to_run_log_file
+from backend.tables import LogLine, Meta, Run, Worker, utcnow
 
 log = logging.getLogger("distill.service")
 WORKER_OFFLINE_S = 60.0

@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import Conflict, FieldError, NotFound
-from backend.models import (
+from backend.schemas import RUN_FIELDS, BenchmarkRequest
+from backend.services.catalog import engine_for, sft_model_of
+from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
+from backend.tables import (
     TERMINAL,
     Dataset,
     Evaluation,
@@ -20,9 +23,6 @@ from backend.models import (
     Run,
     utcnow,
 )
-from backend.schemas import RUN_FIELDS, BenchmarkRequest
-from backend.services.catalog import engine_for, sft_model_of
-from backend.services.dispatch import Dispatcher, new_task_id, submit_lock
 from distill.config import ConfigError, RunConfig
 from distill.resolve import resolve_config
 from distill.rundir import RunDir

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from backend.app import create_app
 from backend.config import Settings
-from backend.models import LogLine, MetricPoint, Run, utcnow
+from backend.tables import LogLine, MetricPoint, Run, utcnow
 from backend.services.dispatch import Dispatcher
 from backend.services.maintenance import reap_lost_runs, redispatch
 from backend.store import Store

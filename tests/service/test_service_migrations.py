@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from backend.db import alembic_config, downgrade, upgrade
-from backend.models import Base
+from backend.tables import Base
 
 TABLES = {"runs", "log_lines", "metric_points", "evaluations", "datasets", "workers", "service_meta",
           "benchmark_results"}

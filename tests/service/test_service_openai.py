@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from backend.models import Run, utcnow
+from backend.tables import Run, utcnow
 from backend.store import Store
 from distill.config import build_config
 from distill.pipeline import run_pipeline

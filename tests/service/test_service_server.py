@@ -82,7 +82,7 @@ def test_sigterm_mid_run_stops_everything_and_leaves_the_run_resumable(tmp_path:
     wait_for(lambda: not _alive(worker), 30, what="the worker to exit")
     stopped_in = time.monotonic() - t0
 
-    from backend.models import Run
+    from backend.tables import Run
     from backend.store import Store
 
     store = Store(make_settings(tmp_path / "home"), role="api")

@@ -1,4 +1,5 @@
-"""/models (embedded default, model cache, presets) and /config/schema (the run configuration)."""
+"""The run configuration's reference: /config/schema, /config/resolve, /models (embedded default, model cache,
+presets) and /metric-definitions (how each metric is labelled and shown)."""
 
 from __future__ import annotations
 

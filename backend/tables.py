@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: the database is the single source of truth of the service.
+"""The database tables (SQLAlchemy 2.0): the single source of truth of the service.
 
 The schema is created and changed only by the Alembic migrations in ``migrations/``; a test
 checks that these models and the migrations agree.
