@@ -364,10 +364,6 @@ def problem_to_row(problem: Problem) -> dict:
     }
 
 
-def iter_rows(seed: int = 0, split: str = "train") -> Iterator[dict]:
-    return (problem_to_row(p) for p in iter_problems(seed, split))
-
-
 def generate_rows(n: int, seed: int = 0, split: str = "train") -> list[dict]:
     """`n` distinct rows, deterministic for (seed, split); a shorter n gives a prefix of a longer one."""
     return [problem_to_row(p) for p in generate_problems(n, seed, split)]

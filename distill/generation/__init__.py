@@ -1,0 +1,1 @@
+"""The one generation path: every answer the project generates goes through an engine (engine.py)."""
