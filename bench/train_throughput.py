@@ -17,7 +17,8 @@ Variants (each a child process, run alternately round by round; ratios are of me
                logits and an adapter-disabled forward: the trainer this project started from).
   ours, ours-kl  distill.training.DistillSFTTrainer with sft_args() from the run defaults.
   ours-<lever> ours without one lever: -fp32 (no bf16 autocast), -padded (no padding-free batches),
-               -threads (no thread tuner), -trlhead (TRL's loss path, LM head on every position),
+               -hfmask (padding-free batches, but transformers' own packed-sequence mask with plain SDPA
+               instead of segment_sdpa_attention), -threads (no thread tuner), -trlhead (TRL's loss path, LM head on every position),
                -gc (gradient checkpointing on), -adamw (foreach AdamW, not fused), -dropout0 (lora_dropout
                0.05 as in TRL's examples instead of our default 0: with dropout PEFT draws a mask and
                keeps a dropped copy of the input per LoRA layer and token), and on top of ours:
@@ -66,8 +67,8 @@ from bench._common import (  # noqa: E402
 BASELINES = {"trl": False, "trl-kl": True}
 # TRL's PEFT examples use LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05): what the baseline's user writes.
 TRL_DOCS_LORA_DROPOUT = 0.05
-LEVERS = ["ours-fp32", "ours-padded", "ours-threads", "ours-trlhead", "ours-gc", "ours-adamw", "ours-dropout0",
-          "ours+mb4x", "ours+compile"]
+LEVERS = ["ours-fp32", "ours-padded", "ours-hfmask", "ours-threads", "ours-trlhead", "ours-gc", "ours-adamw",
+          "ours-dropout0", "ours+mb4x", "ours+compile"]
 
 
 # ----------------------------------------------------------------------------- child side
@@ -258,7 +259,8 @@ def child(spec: dict) -> None:
         if lever == "ours-trlhead":
             cls.labelled_loss = False
         trainer = cls(model=model, args=args, kl_coef=config.kl_coef if kl else 0.0, ref_model=ref,
-                      tune_threads=lever != "ours-threads", **common)
+                      tune_threads=lever != "ours-threads", packing=config.packing,
+                      segment_attention=lever != "ours-hfmask", **common)
     t_start = time.perf_counter()
     trainer.train()
     t_train = time.perf_counter() - t_start

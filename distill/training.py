@@ -24,7 +24,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ from distill.threads import ThreadTuner
 log = logging.getLogger("distill")
 IGNORE = -100
 SEGMENT_ATTENTION = "distill_segment_sdpa"
-PACKED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -80,17 +78,17 @@ def segment_sdpa_attention(module, query, key, value, attention_mask, dropout=0.
     """SDPA that, for a padding-free batch (one row holding several sequences, ``cu_seq_lens_q``
     marking where each starts), attends within each sequence only: one causal SDPA call per
     sequence, so the cost is the sum of the squares of the lengths, not the square of their sum,
-    and no token sees another sequence. Anything else (padded batches, generation) is plain SDPA."""
+    and no token sees another sequence. Anything else (generation, a single sequence) is plain SDPA.
+
+    The trainer passes the bounds as a list too (``segment_bounds``), so that the layers do not each
+    read them back from the tensor."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] < 2:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    global _BOUNDS
-    if _BOUNDS[0] is not cu:  # every layer of a forward gets the same tensor: one device sync per forward
-        _BOUNDS = (cu, cu.tolist())
-    bounds = _BOUNDS[1]
+    bounds = list(kwargs.get("segment_bounds") or cu.tolist())
     gqa = query.shape[1] != key.shape[1]
     lengths = {e - s for s, e in zip(bounds[:-1], bounds[1:])}
     if len(lengths) == 1 and bounds[0] == 0 and bounds[-1] == query.shape[2]:  # equal rows: one batched call
@@ -108,47 +106,17 @@ def segment_sdpa_attention(module, query, key, value, attention_mask, dropout=0.
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
-_BOUNDS: tuple[Any, list[int]] = (None, [])
-
-
-_SKIP_MASK = False  # set while a padding-free batch goes through segment_sdpa_attention
-
-
-def _segment_mask(*args: Any, **kwargs: Any):
-    """SDPA's mask, except for padding-free batches: segment_sdpa_attention does not read it, and
-    transformers would build a (tokens x tokens) block-diagonal mask for them (0.7 s for 8k tokens
-    on this CPU)."""
-    from transformers.masking_utils import sdpa_mask
-
-    return None if _SKIP_MASK else sdpa_mask(*args, **kwargs)
-
-
-class _no_mask:
-    def __enter__(self):
-        global _SKIP_MASK
-        self.old, _SKIP_MASK = _SKIP_MASK, True
-
-    def __exit__(self, *exc):
-        global _SKIP_MASK
-        _SKIP_MASK = self.old
-
-
-def _register_segment_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(SEGMENT_ATTENTION, segment_sdpa_attention)
-    AttentionMaskInterface.register(SEGMENT_ATTENTION, _segment_mask)
-
-
 def use_segment_attention(model: torch.nn.Module) -> bool:
-    """Switch a model on SDPA to ``segment_sdpa_attention`` (which is SDPA for anything not
-    padding-free). Models on another attention (flash attention reads cu_seq_lens itself, eager
-    gets the block mask from transformers) are left alone. True when switched."""
+    """Switch a model on SDPA to ``segment_sdpa_attention`` for training on padding-free batches. It is
+    registered as an attention only, with no mask function: transformers then builds no mask for it
+    (it would build a tokens x tokens block-diagonal one for a packed batch, 0.7 s for 8k tokens on a CPU).
+    Models on another attention (flash attention reads cu_seq_lens itself) are left alone. True when switched."""
+    from transformers import AttentionInterface
+
     configs = [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "_attn_implementation")]
     if not configs or any(c._attn_implementation not in ("sdpa", SEGMENT_ATTENTION) for c in configs):
         return False
-    _register_segment_attention()
+    AttentionInterface.register(SEGMENT_ATTENTION, segment_sdpa_attention)
     for c in configs:
         c._attn_implementation = SEGMENT_ATTENTION
     return True
@@ -191,43 +159,38 @@ def _backbone(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]
 class DistillSFTTrainer(SFTTrainer):
     """SFTTrainer plus an optional KL term to the base model, logging ce and kl separately.
 
-    The loss is computed on the labelled positions only (``_labelled_loss``): the decoder's hidden
-    states are gathered where the next token is labelled, and only those go through the LM head.
-    Padding-free batches (``args.padding_free``) are built per micro-batch from the same rows a
-    padded batch would hold, truncated to ``max_length`` as usual.
+    One loss: CE (+ ``kl_coef`` x KL to the reference) over the labelled positions. Their logits come,
+    where the model allows it (``labelled_loss``, an unwrapped plain causal LM), from the decoder's hidden
+    states at the labelled positions through the LM head, never the (batch, seq, vocab) logits of the prompt
+    and padding; otherwise from a full forward. With ``packing`` each micro-batch's rows are concatenated
+    without padding (TRL's padding-free collator on the rows a padded batch would hold, truncated as usual)
+    and attend within their row (``segment_sdpa_attention``).
     """
 
-    # On CPU the labelled-positions loss is the big win (docs/benchmarks.md); on an H200 TRL's fused
-    # head was 6.6x faster for full fine-tuning (193 vs 1274 ms a step), so CUDA keeps TRL's path.
+    # The labelled-positions loss is the big win on CPU (docs/benchmarks.md); on CUDA without KL, TRL's own
+    # (fused) loss path is used instead, which measured faster there.
     labelled_loss = not torch.cuda.is_available()
 
     def __init__(self, *args: Any, kl_coef: float = 0.0, ref_model: torch.nn.Module | None = None,
-                 tune_threads: bool = True, **kwargs: Any):
-        sft_config = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
-        # TRL refuses padding_free without packing when max_length is set (it would not truncate).
-        # Keep its padding and truncation of the dataset, and flatten each micro-batch ourselves.
-        padding_free = bool(sft_config is not None and sft_config.padding_free and not sft_config.packing
-                            and kwargs.get("data_collator") is None)
-        if padding_free:
+                 tune_threads: bool = True, packing: bool = False, segment_attention: bool = True, **kwargs: Any):
+        if packing and kwargs.get("data_collator") is None:
             from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
             tok = kwargs.get("processing_class")
             tok = getattr(tok, "tokenizer", tok)
             pad_id = tok.pad_token_id if tok is not None and tok.pad_token_id is not None else getattr(tok, "eos_token_id", 0)
             kwargs["data_collator"] = DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True)
-            sft_config.padding_free = False
-        try:
-            super().__init__(*args, **kwargs)
-        finally:
-            if padding_free:
-                sft_config.padding_free = True
+        super().__init__(*args, **kwargs)
         self.kl_coef = kl_coef
         self.ref_model = ref_model
-        self._trained_tokens = 0
-        self.segment_attention = padding_free and use_segment_attention(self.model)
+        self.packing = packing
+        self.segment_attention = packing and segment_attention and use_segment_attention(self.model)
         if self.segment_attention and ref_model is not None:
             use_segment_attention(ref_model)
         self.thread_tuner = ThreadTuner.for_device(self.args.device) if tune_threads else None
+        # CE and KL of each (micro-)batch since the last log, per mode; trained (labelled) tokens so far.
+        self.loss_parts: dict[str, dict[str, list[float]]] = {m: {"ce": [], "kl": []} for m in ("train", "eval")}
+        self.trained_tokens = 0
 
     # --- speed: thread count per micro-batch on CPU ---
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -239,93 +202,31 @@ class DistillSFTTrainer(SFTTrainer):
         tuner.end(float(inputs["input_ids"].numel()))
         return loss
 
-    def _reference_logits(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+    # --- the loss ---
+    def _logits_at(self, model: torch.nn.Module, forward: dict[str, Any], mask: torch.Tensor,
+                   outputs_wanted: bool = False) -> tuple[torch.Tensor, Any]:
+        """(logits at the labelled positions, the model's outputs when a full forward ran)."""
+        parts = None
+        if self.labelled_loss and not outputs_wanted and self.accelerator.unwrap_model(model) is model:
+            parts = _backbone(model)  # DDP and friends keep their full forward: their hooks must run
+        # Mixed precision: accelerate applies autocast by wrapping model.forward, which the labelled path
+        # does not call (it calls the decoder and the head), so it applies it here.
+        with self.accelerator.autocast():
+            if parts is not None:
+                body, head = parts
+                return head(body(**forward).last_hidden_state[:, :-1][mask]), None
+            outputs = model(**forward)
+            return outputs.logits[:, :-1][mask], outputs
+
+    def _reference_logits(self, model: torch.nn.Module, forward: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             if self.ref_model is not None:
-                return self.ref_model(**inputs).logits
+                return self._logits_at(self.ref_model, forward, mask)[0]
             # The unwrapped model: under DDP a second forward through the wrapper would take part in
             # its gradient bookkeeping (and broadcast buffers) for a pass that has no backward.
             base = self.accelerator.unwrap_model(model)
             with base.disable_adapter():
-                return base(**inputs).logits
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self.accelerator.num_processes > 1:
-            self._reduce_metrics("train" if self.model.training else "eval")
-        super().log(logs, start_time)
-
-    def _reduce_metrics(self, mode: str) -> None:
-        """Under DDP each rank holds its own ce/kl and token count; the logged point shows all ranks'
-        (mean ce and kl, summed tokens). Every rank logs at the same steps, so the all-reduce matches."""
-        m = self._metrics[mode]
-        ce, kl = m.get("ce") or [], m.get("kl") or []
-        tokens = (m.get("trained_tokens") or [0])[-1]
-        t = torch.tensor([sum(ce), len(ce), sum(kl), len(kl), tokens], dtype=torch.float64, device=self.args.device)
-        t = self.accelerator.reduce(t, reduction="sum")
-        if t[1] > 0:
-            m["ce"] = [float(t[0] / t[1])]
-        if t[3] > 0:
-            m["kl"] = [float(t[2] / t[3])]
-        if mode == "train":
-            m["trained_tokens"] = [int(t[4])]
-
-    def _labelled_hidden(self, body: torch.nn.Module, forward: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
-        packed = self.segment_attention and forward.get("cu_seq_lens_q") is not None and "attention_mask" not in forward
-        with _no_mask() if packed else nullcontext():
-            hidden = body(**forward).last_hidden_state[:, :-1]
-        return hidden[mask]
-
-    def _labelled_loss(self, model, inputs, mode: str, num_items_in_batch) -> torch.Tensor | None:
-        """CE (+ kl_coef * KL) over the labelled positions only; None where the model is not plain."""
-        unwrapped = self.accelerator.unwrap_model(model)
-        if unwrapped is not model:  # DDP and friends: their forward hooks must run; use TRL's path
-            return None
-        parts = _backbone(model)
-        if parts is None:
-            return None
-        body, head = parts
-        labels = inputs["labels"]
-        targets = labels[:, 1:]
-        mask = targets != IGNORE
-        n_here = int(mask.sum())
-        forward = {k: v for k, v in inputs.items() if k != "labels"}
-        forward["use_cache"] = False
-        n = torch.as_tensor(num_items_in_batch if num_items_in_batch is not None else n_here).clamp(min=1)
-        # Mixed precision: accelerate applies autocast by wrapping model.forward, which this path does
-        # not call (it calls the decoder and the head), so it applies it here.
-        with self.accelerator.autocast():
-            logits = head(self._labelled_hidden(body, forward, mask))
-        y = targets[mask]
-        if self.kl_coef <= 0:
-            ce = F.cross_entropy(logits.float(), y, reduction="sum") / n
-        else:
-            logp = F.log_softmax(logits.float(), dim=-1)
-            ce = -logp.gather(-1, y.unsqueeze(-1)).sum() / n
-        loss = ce
-        kl = None
-        if self.kl_coef > 0:
-            with torch.no_grad(), self.accelerator.autocast():
-                if self.ref_model is not None:
-                    ref_parts = _backbone(self.ref_model)
-                    ref_h = self._labelled_hidden(ref_parts[0], forward, mask) if ref_parts else None
-                    ref_logits = ref_parts[1](ref_h) if ref_parts else self.ref_model(**forward).logits[:, :-1][mask]
-                else:
-                    with unwrapped.disable_adapter():
-                        ref_logits = head(self._labelled_hidden(body, forward, mask))
-            with torch.no_grad():
-                logq = F.log_softmax(ref_logits.float(), dim=-1)
-            kl = (logp.exp() * (logp - logq)).sum() / n
-            loss = ce + self.kl_coef * kl
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes
-        per_token = float(num_items_in_batch) / max(n_here, 1) if num_items_in_batch is not None else 1.0
-        self._metrics[mode]["ce"].append(float(ce.detach()) * per_token)
-        self._metrics[mode]["kl"].append(float(kl.detach()) * per_token if kl is not None else 0.0)
-        if mode == "train":
-            seen = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else int(inputs["input_ids"].numel())
-            self._total_train_tokens += seen
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
-        return loss
+                return self._logits_at(base, forward, mask)[0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
@@ -333,40 +234,59 @@ class DistillSFTTrainer(SFTTrainer):
         mask = labels[:, 1:] != IGNORE
         n_here = int(mask.sum())
         if mode == "train":
-            self._trained_tokens += n_here
-            self._metrics[mode]["trained_tokens"] = [self._trained_tokens]
-        if not return_outputs and self.labelled_loss:
-            loss = self._labelled_loss(model, inputs, mode, num_items_in_batch)
-            if loss is not None:
-                return loss
-        # The general path (outputs asked for, wrapped or unusual models): full logits.
+            self.trained_tokens += n_here
+        # The parts are logged as per-token means of this micro-batch, whatever normalizes the loss.
         per_token = float(num_items_in_batch) / max(n_here, 1) if num_items_in_batch is not None else 1.0
-        if self.kl_coef <= 0:
-            loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
+        if self.kl_coef <= 0 and not self.labelled_loss:  # CUDA: TRL's own loss
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
             # Under DDP the Trainer multiplies the loss by the process count (DDP averages the gradients,
             # num_items_in_batch counts all ranks' tokens); the metric is this rank's mean CE.
             scaled = (self.args.average_tokens_across_devices and num_items_in_batch is not None
                       and (self.model_accepts_loss_kwargs or self.compute_loss_func is not None))
-            ce = float(loss.detach()) * per_token / (self.accelerator.num_processes if scaled else 1)
-            self._metrics[mode]["ce"].append(ce)
-            self._metrics[mode]["kl"].append(0.0)
-            return (loss, None) if return_outputs else loss
+            self._record(mode, float(loss.detach()) * per_token / (self.accelerator.num_processes if scaled else 1), 0.0)
+            return (loss, outputs) if return_outputs else loss
 
         forward = {k: v for k, v in inputs.items() if k != "labels"}
         forward["use_cache"] = False
-        outputs = model(**forward)
-        logits = outputs.logits[:, :-1]
-        n = torch.as_tensor(num_items_in_batch if num_items_in_batch is not None else mask.sum()).clamp(min=1)
-        logp = F.log_softmax(logits.float(), dim=-1)
-        ce = -(logp.gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum() / n
-        ref = self._reference_logits(model, forward)[:, :-1]
-        kl = (token_kl(logits, ref) * mask).sum() / n
-        loss = ce + self.kl_coef * kl
+        if self.segment_attention and "cu_seq_lens_q" in forward:
+            forward["segment_bounds"] = tuple(forward["cu_seq_lens_q"].tolist())
+        n = torch.as_tensor(num_items_in_batch if num_items_in_batch is not None else n_here).clamp(min=1)
+        logits, outputs = self._logits_at(model, forward, mask, return_outputs)
+        y = labels[:, 1:][mask]
+        ce = F.cross_entropy(logits.float(), y, reduction="sum") / n
+        loss, kl = ce, None
+        if self.kl_coef > 0:
+            kl = token_kl(logits, self._reference_logits(model, forward, mask)).sum() / n
+            loss = ce + self.kl_coef * kl
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
-        self._metrics[mode]["ce"].append(float(ce.detach()) * per_token)
-        self._metrics[mode]["kl"].append(float(kl.detach()) * per_token)
+        self._record(mode, float(ce.detach()) * per_token, float(kl.detach()) * per_token if kl is not None else 0.0)
         return (loss, outputs) if return_outputs else loss
+
+    # --- logging ce, kl and trained tokens with the Trainer's own logs ---
+    def _record(self, mode: str, ce: float, kl: float) -> None:
+        self.loss_parts[mode]["ce"].append(ce)
+        self.loss_parts[mode]["kl"].append(kl)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        parts = self.loss_parts[mode]
+        # Under DDP each rank holds its own parts: the logged point shows all ranks' (mean ce and kl, summed
+        # tokens). Every rank logs at the same steps, so the all-reduce matches.
+        t = torch.tensor([sum(parts["ce"]), len(parts["ce"]), sum(parts["kl"]), len(parts["kl"]), self.trained_tokens],
+                         dtype=torch.float64, device=self.args.device)
+        if self.accelerator.num_processes > 1:
+            t = self.accelerator.reduce(t, reduction="sum")
+        prefix = "eval_" if mode == "eval" else ""
+        if t[1] > 0:
+            logs[f"{prefix}ce"] = round(float(t[0] / t[1]), 6)
+        if t[3] > 0:
+            logs[f"{prefix}kl"] = round(float(t[2] / t[3]), 6)
+        if mode == "train":
+            logs["trained_tokens"] = int(t[4])
+        parts["ce"].clear()
+        parts["kl"].clear()
+        super().log(logs, start_time)
 
 
 class MetricsCallback(TrainerCallback):
@@ -469,7 +389,6 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         report_to="none",
         max_length=config.max_seq_length,
         completion_only_loss=True,
-        padding_free=config.packing,  # per micro-batch, see DistillSFTTrainer
         gradient_checkpointing=False,  # TRL's default is True: a second forward per step, not needed at this size
         # DDP: every parameter that trains takes part in each forward (LoRA adapters, or the whole causal LM);
         # the default (True for PEFT models) walks the autograd graph on every step looking for unused ones.
@@ -510,6 +429,7 @@ def train(
         callbacks=callbacks,
         kl_coef=config.kl_coef if config.use_kl_regularization else 0.0,
         ref_model=ref_model,
+        packing=config.packing,
     )
     if ref_model is not None:
         ref_model.to(trainer.args.device)
@@ -517,7 +437,7 @@ def train(
     if config.resume:
         log.info("Resuming from %s", resume_from or "scratch (no checkpoint found)")
     log.info("Training: %s, %s batches%s", "bf16 autocast" if trainer.args.bf16 else "fp32",
-             "padding-free" if trainer.segment_attention or trainer.args.padding_free else "padded",
+             "padding-free" if trainer.packing else "padded",
              f", threads tuned from {torch.get_num_threads()}" if trainer.thread_tuner else "")
     t0 = time.perf_counter()
     try:

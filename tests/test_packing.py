@@ -24,6 +24,7 @@ def _trainer(config, model, tok, rows, tmp_path, kl_coef=0.0):
     return DistillSFTTrainer(
         model=model, args=sft_args(config, tmp_path / f"ck{config.packing}", has_val=False),
         train_dataset=Dataset.from_list(rows), processing_class=tok, kl_coef=kl_coef, tune_threads=False,
+        packing=config.packing,
     )
 
 
@@ -76,7 +77,7 @@ def test_packed_and_padded_losses_agree(tiny_model_path, tiny_tokenizer, tmp_pat
     loss_pack = t_pack.compute_loss(m_pack, dict(packed))
     assert float(loss_pack.detach()) == pytest.approx(float(loss_pad.detach()), rel=1e-5, abs=1e-6)
     if kl_coef:
-        kl_pad, kl_pack = t_pad._metrics["train"]["kl"][-1], t_pack._metrics["train"]["kl"][-1]
+        kl_pad, kl_pack = t_pad.loss_parts["train"]["kl"][-1], t_pack.loss_parts["train"]["kl"][-1]
         assert kl_pad > 1e-4 and kl_pack == pytest.approx(kl_pad, rel=1e-4)
     # and the same gradients
     loss_pad.backward()
@@ -144,8 +145,6 @@ def test_segment_attention_is_plain_sdpa_without_sequence_bounds():
 @pytest.mark.parametrize("lengths", [[6, 6, 6], [4, 7, 1, 5]])
 def test_segment_attention_equals_each_row_alone(lengths):
     """Equal rows take one batched call, unequal ones a call each: both are each row's own causal attention."""
-    from distill.training import _BOUNDS  # noqa: F401  (the per-forward cache of the bounds)
-
     class M(torch.nn.Module):
         is_causal = True
         num_key_value_groups = 2

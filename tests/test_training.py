@@ -26,7 +26,7 @@ def _trainer(config, model, tok, rows, tmp_path):
     return DistillSFTTrainer(
         model=model, args=sft_args(config, tmp_path / "ck", has_val=False),
         train_dataset=Dataset.from_list(rows), processing_class=tok,
-        kl_coef=config.kl_coef if config.use_kl_regularization else 0.0,
+        kl_coef=config.kl_coef if config.use_kl_regularization else 0.0, packing=config.packing,
     )
 
 
@@ -52,16 +52,16 @@ def test_kl_is_zero_for_a_fresh_adapter_and_positive_after_a_change(tiny_model_p
     batch = next(iter(trainer.get_train_dataloader()))
     model.train()
     loss = trainer.compute_loss(model, dict(batch))
-    assert trainer._metrics["train"]["kl"][-1] == pytest.approx(0.0, abs=1e-6)
-    assert float(loss.detach()) == pytest.approx(trainer._metrics["train"]["ce"][-1], rel=1e-5)
+    assert trainer.loss_parts["train"]["kl"][-1] == pytest.approx(0.0, abs=1e-6)
+    assert float(loss.detach()) == pytest.approx(trainer.loss_parts["train"]["ce"][-1], rel=1e-5)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.5)
     trainer.compute_loss(model, dict(batch))
-    kl = trainer._metrics["train"]["kl"][-1]
+    kl = trainer.loss_parts["train"]["kl"][-1]
     assert kl > 1e-4
-    assert float(trainer.compute_loss(model, dict(batch)).detach()) == pytest.approx(trainer._metrics["train"]["ce"][-1] + kl, rel=1e-4)
+    assert float(trainer.compute_loss(model, dict(batch)).detach()) == pytest.approx(trainer.loss_parts["train"]["ce"][-1] + kl, rel=1e-4)
 
 
 def test_token_kl_matches_definition():
