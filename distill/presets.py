@@ -20,7 +20,15 @@ _REFERENCE: dict[str, Any] = {
     "early_stopping_patience": 3,
     "max_grad_norm": 1.0,
     "max_seq_length": 4096,
-    "max_new_tokens": 1024,
+    # Evaluated the way the field reports distilled reasoners (DeepSeek-R1, open-r1): MATH-500, AIME 2024 and
+    # GPQA-Diamond, 4 samples per problem at temperature 0.6 / top-p 0.95, long budgets. At these lengths
+    # generation wants vLLM: a GPU worker with --engine vllm, or --engine openai with --engine_url.
+    "benchmarks": ["math500", "aime24", "gpqa_diamond"],
+    "num_samples": 4,
+    "temperature": 0.6,
+    "top_p": 0.95,
+    "max_new_tokens": 32768,
+    "general_prompts": False,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
