@@ -155,25 +155,29 @@ def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterato
     yield {"data": "[DONE]"}
 
 
-@router.post("/chat/completions", summary="OpenAI chat completions (stream, n, max_tokens, temperature, top_p, stop, seed)")
-async def chat_completions(request: Request, body: ChatRequest, svc: Services = Depends(services)) -> Any:
+async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -> Any:
+    """A chat ("chat") or text ("text") completion, streamed when asked."""
     target = await run_in_threadpool(_target, svc, body.model)
     if body.stream:
-        return EventSourceResponse(_stream(svc, body, target, "chat"), ping=15)
+        return EventSourceResponse(_stream(svc, body, target, kind), ping=15)
     gens = await _complete(request, svc, body, target)
-    choices = [{"index": i, "message": {"role": "assistant", "content": g.text}, "logprobs": None,
-                "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.model, "choices": choices, "usage": _usage(gens, _prompt_tokens(gens, body.n))}
+    if kind == "chat":
+        rid, obj = f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"
+        choices = [{"index": i, "message": {"role": "assistant", "content": g.text}, "logprobs": None,
+                    "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
+    else:
+        rid, obj = f"cmpl-{uuid.uuid4().hex}", "text_completion"
+        choices = [{"index": i, "text": g.text, "logprobs": None, "finish_reason": g.finish_reason}
+                   for i, g in enumerate(gens)]
+    return {"id": rid, "object": obj, "created": int(time.time()), "model": body.model, "choices": choices,
+            "usage": _usage(gens, _prompt_tokens(gens, body.n))}
+
+
+@router.post("/chat/completions", summary="OpenAI chat completions (stream, n, max_tokens, temperature, top_p, stop, seed)")
+async def chat_completions(request: Request, body: ChatRequest, svc: Services = Depends(services)) -> Any:
+    return await _respond(request, svc, body, "chat")
 
 
 @router.post("/completions", summary="OpenAI text completions on a raw prompt")
 async def completions(request: Request, body: CompletionRequest, svc: Services = Depends(services)) -> Any:
-    target = await run_in_threadpool(_target, svc, body.model)
-    if body.stream:
-        return EventSourceResponse(_stream(svc, body, target, "text"), ping=15)
-    gens = await _complete(request, svc, body, target)
-    choices = [{"index": i, "text": g.text, "logprobs": None, "finish_reason": g.finish_reason}
-               for i, g in enumerate(gens)]
-    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-            "model": body.model, "choices": choices, "usage": _usage(gens, _prompt_tokens(gens, body.n))}
+    return await _respond(request, svc, body, "text")
