@@ -214,3 +214,37 @@ def test_the_openai_engine_evaluates_through_this_services_v1(served, tmp_path, 
     assert all(len(r["base"]) == len(r["sft"]) == 2 and all(s["tokens"] <= 6 for s in r["sft"]) for r in records)
     assert result.evaluation["models"]["sft"] == f"run-{lora} at {url}"
     assert not (tmp_path / "out" / "final_model").exists()  # no local weights were needed
+
+
+def test_the_openai_engine_forces_a_thinking_budget_through_v1(served, monkeypatch) -> None:
+    from distill.generation.engine import Prompt, Sampling
+    from distill.generation.remote import OpenAIEngine
+    from distill.reasoning import split_response
+
+    api, lora, _ = served
+    monkeypatch.setenv("DISTILL_ENGINE_API_KEY", TOKEN)
+    engine = OpenAIEngine(api.v1, {"sft": f"run-{lora}"})
+    started = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "<think>\n"}]
+    free, forced = engine.generate([
+        Prompt(model="sft", messages=started, continue_final=True, sampling=Sampling(max_new_tokens=24)),
+        Prompt(model="sft", messages=started, continue_final=True,
+               sampling=Sampling(max_new_tokens=24, max_thinking_tokens=5)),
+    ])
+    assert not free.forced and "</think>" not in free.text  # the random adapter never closes its thought itself
+    split = split_response("<think>\n" + forced.text)
+    assert forced.forced and split.closed and forced.text.index("</think>") > 0
+    assert forced.new_tokens > 5  # it answered after the forced close
+
+
+def test_the_openai_engine_names_what_is_wrong_in_one_line(served, monkeypatch) -> None:
+    from distill.generation.engine import EngineError
+    from distill.generation.remote import OpenAIEngine
+
+    api, lora, _ = served
+    monkeypatch.setenv("DISTILL_ENGINE_API_KEY", TOKEN)
+    with pytest.raises(EngineError, match="does not serve model 'run-999'"):
+        OpenAIEngine(api.v1, {"sft": "run-999"}).check()
+    with pytest.raises(EngineError, match="refused the API key"):
+        OpenAIEngine(api.v1, {"sft": f"run-{lora}"}, key="wrong").check()
+    with pytest.raises(EngineError, match="cannot reach the engine at http://127.0.0.1:9/v1"):
+        OpenAIEngine("http://127.0.0.1:9/v1", {"sft": "x"}).check()
