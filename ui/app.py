@@ -110,6 +110,7 @@ def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: s
 
     demo.queue(default_concurrency_limit=8)
     demo.ds_ctx = ctx  # type: ignore[attr-defined]  # for tests and for mount.py
+    demo.ds_manager = m  # type: ignore[attr-defined]  # for tests
     return demo
 
 
@@ -136,7 +137,7 @@ def open_run(ctx: Ctx, m: Manager, run_id: Any) -> Any:
 
 
 def open_problems(ctx: Ctx, m: Manager, run_id: Any, suite: Any = None, job: Any = None) -> dict[Any, Any]:
-    return merge(open_tab(m, "benchmarks"), benchmarks.refresh(ctx, m, run_id),
+    return merge(open_tab(m, "benchmarks"), benchmarks.refresh(ctx, m),
                  benchmarks.select(ctx, m, run_id, suite or None, job or None))
 
 
@@ -149,7 +150,7 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
     # its tab is hidden shows no rows).
     fills = {
         "runs": ([m["runs.status"]], lambda s: run_list.refresh(ctx, m, s), run_list.outputs(m)),
-        "benchmarks": ([m["benchmarks.run"]], lambda r: benchmarks.refresh(ctx, m, r),
+        "benchmarks": ([], lambda: benchmarks.refresh(ctx, m),
                        m.list("benchmarks.board", "benchmarks.banner", "benchmarks.run")),
         "playground": ([m["playground.run"]], lambda r: playground.refresh(ctx, m, r),
                        m.list("playground.run", "playground.banner")),

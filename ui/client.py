@@ -299,7 +299,7 @@ class ApiClient(_Base):
     def __enter__(self) -> ApiClient:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- plumbing
@@ -392,8 +392,7 @@ class ApiClient(_Base):
                     resp.read()
                     raise error_from_response(resp, what)
                 with open(dest, "wb") as f:
-                    for chunk in resp.iter_bytes(1 << 20):
-                        f.write(chunk)
+                    f.writelines(resp.iter_bytes(1 << 20))
         except ApiCallError:
             raise
         except Exception as e:  # noqa: BLE001

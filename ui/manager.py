@@ -8,7 +8,6 @@ as it is, so nothing counts positions and nothing pads with ``gr.skip()``. (An e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from gradio.blocks import Block
@@ -30,12 +29,6 @@ class Manager:
             return self._elems[name]
         except KeyError:
             raise KeyError(f"no component {name!r}; registered: {', '.join(self._elems)}") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._elems
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._elems)
 
     def list(self, *names: str) -> list[Any]:
         """The components named (for ``inputs=`` / ``outputs=``)."""

@@ -164,7 +164,8 @@ class Catalog:
     def __getitem__(self, key: str) -> MetricDef:
         return self.defs.get(key) or _raw(key)
 
-    def keys(self) -> list[str]:
+    def order(self) -> list[str]:
+        """The keys, in the catalog's display order."""
         return list(self.defs)
 
     def label(self, key: str) -> str:

@@ -39,6 +39,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("think_closed_pct", "% closed think tags", "%", 1.0, 1, "pp"),
     Metric("truncated_pct", "% stopped by the token limit", "%", 1.0, 1, "pp", better=-1),
     Metric("looping_pct", "% looping", "%", 1.0, 1, "pp", better=-1),
+    Metric("forced_pct", "% thoughts closed by the thinking budget", "%", 1.0, 1, "pp", better=0),
     Metric("tokens_p50", "Tokens per answer, p50", decimals=0, better=0),
     Metric("tokens_p95", "Tokens per answer, p95", decimals=0, better=0),
     Metric("think_tokens_mean", "Mean thinking tokens", better=0),

@@ -11,12 +11,23 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from backend.routes.models import config_schema  # the function behind GET /config/schema
-from distill.config import build_config  # what POST /config/resolve answers with
+from distill.config import RunConfig, build_config  # what GET /config/schema and POST /config/resolve serve
 from ui.manager import Manager, merge
 from ui.pages import launch
 from ui.pages.common import Ctx, parse_schema
 from ui_support import ROOT
+
+
+def config_schema() -> dict:
+    """GET /config/schema: RunConfig's JSON schema, each property with its group, description and default."""
+    schema = RunConfig.model_json_schema()
+    for name, prop in schema["properties"].items():
+        info = RunConfig.model_fields[name]
+        prop.setdefault("default", info.default)
+        prop.setdefault("description", info.description)
+        prop.setdefault("group", (info.json_schema_extra or {}).get("group", "other"))
+    return schema
+
 
 PRESETS = {"seed": {"description": "seed", "config": {"model": "Qwen/Qwen2.5-0.5B", "learning_rate": 2e-5, "epochs": 3}}}
 
@@ -171,3 +182,25 @@ def test_mount_with_token_asks_for_login(monkeypatch: pytest.MonkeyPatch) -> Non
         r = c.post("/ui/login", data={"username": "admin", "password": "t0ken"})
         assert r.status_code == 200
         assert c.get("/ui/config").status_code == 200
+
+
+def test_problem_view_pages_and_filters() -> None:
+    from ui.pages import benchmarks
+
+    m = Manager()
+    with gr.Blocks():
+        benchmarks.build(None, m)  # type: ignore[arg-type]
+    right = {"correct": True, "text": "4"}
+    wrong = {"correct": False, "text": "5"}
+    records = [{"id": str(i), "index": i, "prompt": f"q{i}", "gold": "4", "base": [wrong], "sft": [right if i % 3 else wrong]}
+               for i in range(45)]
+    data = {"records": records}
+    p = m.page("benchmarks")
+    last = benchmarks.page_view(m, data, "all", 9)  # past the end: the last page
+    assert last[p["page"]] == 3 and last[p["problems"]].count('class="ds-sample ds-problem"') == 5
+    assert "Problems 41–45 of 45 · page 3 of 3" in last[p["count"]]
+    differ = benchmarks.page_view(m, data, "differ", 1)
+    assert "of 30 (base and sft differ; 45 in all)" in differ[p["count"]]
+    none = benchmarks.page_view(m, {"records": records[:1]}, "differ", 1)
+    assert "No problem of 1 matches" in none[p["count"]]
+    assert benchmarks.page_view(m, {}, "all", 1)[p["problems"]] == benchmarks.PICK_HINT

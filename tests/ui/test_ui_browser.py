@@ -2,16 +2,18 @@
 temp DISTILL_HOME, the tiny model).
 
 Fill the Launch form and launch, watch the log arrive live, see curves and the evaluation once it
-succeeds, find it in Runs, prompt both models in the Playground, compare, cancel a second run, get
-validation errors next to the fields; a failed run's banner (a model that is not cached, the Hub
+succeeds, find it in Runs, prompt both models in the Playground, compare, launch a benchmark job from
+the Run page and read it on the Benchmarks page (leaderboard, problem by problem), cancel a second
+run, get validation errors next to every bad field; a failed run's banner (a model that is not cached, the Hub
 offline), thousands of log lines (written through the worker's own store), a narrow window in both
 themes, login on a second server with DISTILL_API_TOKEN set, and last a restart of the server under
 an open page. Screenshots go to test-artifacts/ui/; the Run page and the Playground are also copied
-to docs/img/ when DISTILL_UPDATE_DOCS_IMG=1.
+to docs/img/ when DISTILL_UPDATE_DOCS_IMG=1, and so is the Benchmarks page.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -105,6 +107,12 @@ def test_launch_form_watch_live_and_see_evaluation(page: Any, studio: Studio) ->
     pg.wait_for_selector("#eval-table table.ds-metrics", timeout=30_000)
     table = pg.inner_text("#eval-table")
     assert "Accuracy" in table and "Base" in table and "SFT" in table and "Δ" in table
+    assert "significant (p = " in table  # the accuracy delta with its paired test
+    # The headline: the run's own suite with pass@1 and its interval.
+    pg.wait_for_selector("#run-benchmarks .ds-suite[data-suite=heldout]", timeout=30_000)
+    assert re.search(r"\d+\.\d% \[\d+\.\d, \d+\.\d\] → ", pg.inner_text("#run-benchmarks"))
+    pg.click("#samples-acc button")  # every prompt, folded by default
+    pg.wait_for_selector("#eval-samples .ds-sample")
     assert pg.locator("#eval-samples .ds-sample").count() == TINY["eval_samples"]
     assert pg.locator("#eval-samples .ds-col").count() == 2 * TINY["eval_samples"]
     assert "report.md" in pg.inner_text("#artifacts")
@@ -175,6 +183,109 @@ def test_compare_runs(page: Any, studio: Studio) -> None:
     page.wait_for_selector("#cmp-plot .mark-line path", timeout=20_000)
 
 
+# --------------------------------------------------------------------------- benchmarks
+
+# A suite of the user's own, in the studio's DISTILL_HOME (suite files must be inside it).
+SUITE_ROWS = [{"q": "What is 2 + 2?", "a": "4"}, {"q": "What is 3 + 5?", "a": "8"}, {"q": "What is 10 - 7?", "a": "3"}]
+SUITE_SPEC = "mine=mine.jsonl?problem=q&answer=a&grader=math"
+JOB_TIMEOUT_S = 180
+
+
+def write_suite(studio: Studio) -> None:
+    (studio.home / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SUITE_ROWS))
+
+
+def bench_field(pg: Any, name: str, value: Any) -> None:
+    pg.locator(f"#bench-{name} input, #bench-{name} textarea").first.fill(str(value))
+
+
+def test_benchmark_job_from_the_run_page(page: Any, studio: Studio) -> None:
+    rid = finished_run(studio)
+    write_suite(studio)
+    pg = page
+    open_ui(pg, f"{studio.url}/ui/?run={rid}")
+    pg.wait_for_selector("#run-benchmarks .ds-suite[data-suite=heldout]", timeout=30_000)
+    pg.wait_for_selector("#bench-form", state="visible")
+    # An unknown suite: the error names it, under the field.
+    bench_field(pg, "benchmarks", "nosuchsuite")
+    pg.click("#bench-launch")
+    pg.wait_for_selector("#bench-benchmarks.ds-field-error")
+    assert "nosuchsuite" in pg.inner_text("#bench-benchmarks") and "marked in red" in pg.inner_text("#bench-banner")
+    # Several bad fields at once: each is marked.
+    bench_field(pg, "benchmarks", SUITE_SPEC)
+    bench_field(pg, "num_samples", 0)
+    bench_field(pg, "max_new_tokens", -1)
+    pg.click("#bench-launch")
+    pg.wait_for_selector("#bench-num_samples.ds-field-error")
+    assert pg.locator("#bench-max_new_tokens.ds-field-error").count() == 1
+    assert pg.locator("#bench-benchmarks.ds-field-error").count() == 0
+    assert not studio.api.get(f"/runs/{rid}/benchmarks").json()["jobs"]  # nothing was launched
+    # Launch: the job appears, runs, and its suite joins the run's results.
+    bench_field(pg, "num_samples", 2)
+    bench_field(pg, "max_new_tokens", 8)
+    bench_field(pg, "benchmark_limit", 3)
+    pg.click("#bench-launch")
+    wait_text(pg, "#bench-banner", "queued")
+    assert pg.locator("#bench-form .ds-field-error").count() == 0
+    wait_text(pg, "#run-jobs", "succeeded", timeout=JOB_TIMEOUT_S * 1000)
+    pg.wait_for_selector("#run-benchmarks .ds-suite[data-suite=mine]", timeout=30_000)
+    card = pg.inner_text("#run-benchmarks .ds-suite[data-suite=mine]")
+    assert "3 problems × 2 samples" in card and "pass@2" in card and "not significant" in card
+    studio.shared["benchmarked"] = rid
+    # The job is a run of its own: a click opens its page, which links back to the run it measures.
+    pg.locator("#run-jobs a[data-open=run]").first.click()
+    wait_text(pg, "#run-parent", f"run #{rid}")
+    assert not pg.js_errors, pg.js_errors
+
+
+def benchmarked_run(studio: Studio) -> int:
+    if "benchmarked" not in studio.shared:
+        rid = finished_run(studio)
+        write_suite(studio)
+        r = studio.api.post(f"/runs/{rid}/benchmarks", json={"benchmarks": SUITE_SPEC, "num_samples": 2,
+                                                             "max_new_tokens": 8})
+        assert r.status_code == 202, r.text
+        studio.wait_status(r.json()["id"], {"succeeded"}, JOB_TIMEOUT_S)
+        studio.shared["benchmarked"] = rid
+    return studio.shared["benchmarked"]
+
+
+def test_benchmarks_leaderboard_and_problem_view(page: Any, studio: Studio) -> None:
+    rid = benchmarked_run(studio)
+    pg = page
+    open_ui(pg, f"{studio.url}/ui/?tab=benchmarks")
+    cell = pg.locator(f"#bench-board tr[data-run='{rid}'] a.ds-cell[data-suite=mine]")
+    cell.wait_for(timeout=20_000)
+    text = cell.inner_text()
+    assert re.search(r"\d+\.\d% \[\d+\.\d, \d+\.\d\] → \d+\.\d% \[\d+\.\d, \d+\.\d\]", text), text
+    assert "Δ " in text and " pp" in text and "n.s." in text and "3 problems × 2" in text
+    assert "not significant" in cell.locator(".ds-sig").get_attribute("title")
+    assert "not significant" in pg.inner_text("#bench-board")  # the legend, in words
+    # A click on the cell opens every problem, base and SFT side by side.
+    cell.click()
+    pg.wait_for_selector("#bench-problems .ds-problem", timeout=20_000)
+    problems = pg.locator("#bench-problems .ds-problem")
+    assert problems.count() == len(SUITE_ROWS)
+    first = problems.first
+    assert "What is 2 + 2?" in first.inner_text() and "gold answer: 4" in first.inner_text()
+    assert first.locator(".ds-col").count() == 2 and first.locator(".ds-bench-sample").count() == 4
+    assert first.locator(".ds-extracted .ds-mark").first.inner_text() in ("✓", "✗")
+    assert "Problems 1–3 of 3" in pg.inner_text("#bench-count")
+    assert "not significant" in pg.inner_text("#bench-summary")
+    pg.screenshot(path=str(ARTIFACTS / "benchmarks.png"), full_page=True)
+    save_doc_image("benchmarks.png", "benchmarks.png")
+    # Filters: the tiny model gets nothing right, so "SFT wrong" keeps every problem.
+    pg.locator("#bench-filter label", has_text="SFT wrong").click()
+    wait_text(pg, "#bench-count", "(sft wrong; 3 in all)")
+    assert problems.count() == len(SUITE_ROWS)
+    # ?tab=benchmarks&run=ID&suite=NAME opens a result directly.
+    open_ui(pg, f"{studio.url}/ui/?tab=benchmarks&run={rid}&suite=heldout")
+    pg.wait_for_selector("#bench-problems .ds-problem", timeout=20_000)
+    assert "heldout" in pg.inner_text("#bench-summary")
+    assert pg.locator("#bench-run input").input_value().startswith(f"#{rid} ")
+    assert not pg.js_errors, pg.js_errors
+
+
 def test_cancel_a_second_run(page: Any, studio: Studio) -> None:
     # Long enough to be caught while training: many rows, several epochs.
     run = studio.create_run(name="to cancel", **dict(TINY, max_samples=400, epochs=20, eval_samples=1))
@@ -188,15 +299,18 @@ def test_cancel_a_second_run(page: Any, studio: Studio) -> None:
     page.wait_for_function("() => document.querySelector('#ds-log').innerText.includes('end of log')", timeout=30_000)
 
 
-def test_validation_errors_show_next_to_the_field(page: Any, studio: Studio) -> None:
+def test_validation_errors_show_next_to_every_field(page: Any, studio: Studio) -> None:
     open_ui(page, f"{studio.url}/ui/")
     before = studio.api.get("/runs").json()["total"]
     fill_number(page, "epochs", 0)
     fill_number(page, "learning_rate", -1)
+    fill_number(page, "benchmarks", "heldout,nosuchsuite")
     page.click("#launch-btn")
     page.wait_for_selector("#field-epochs.ds-field-error", timeout=20_000)
     assert page.locator("#field-learning_rate.ds-field-error").count() == 1
+    assert page.locator("#field-benchmarks.ds-field-error").count() == 1
     assert "greater than 0" in page.inner_text("#field-epochs")
+    assert "nosuchsuite" in page.inner_text("#field-benchmarks")
     assert "marked in red" in page.inner_text("#launch-banner")
     assert page.locator("#field-batch_size.ds-field-error").count() == 0
     assert studio.api.get("/runs").json()["total"] == before  # nothing was launched
@@ -230,7 +344,7 @@ LOG_BURST = 3000
 def test_thousands_of_log_lines_keep_the_tail(page: Any, studio: Studio) -> None:
     from backend.config import Settings
     from backend.store import Store, append_log_line
-    from ui.pages.run import LOG_LINES_SHOWN
+    from ui.pages.run_detail import LOG_LINES_SHOWN
 
     run = studio.create_run(model=MISSING_MODEL, name="chatty")
     studio.wait_status(run["id"], {"failed"}, FAIL_TIMEOUT_S)
@@ -271,6 +385,8 @@ def test_narrow_window_and_themes(browser: Any, studio: Studio, theme: str) -> N
     try:
         open_ui(pg, f"{studio.url}/ui/?__theme={theme}&run={rid}")
         pg.wait_for_selector("#eval-table table.ds-metrics", timeout=60_000)
+        pg.click("#samples-acc button")
+        pg.wait_for_selector("#eval-samples .ds-sample")
         overflow = pg.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 390px wide"
         dark = pg.evaluate("() => document.body.classList.contains('dark') || !!document.querySelector('.dark')")
@@ -322,7 +438,7 @@ def test_survives_an_api_restart(page: Any, studio: Studio) -> None:
     studio.terminate()
     page.click("#runs-refresh")
     # Gradio's own notice: the dashboard is served by the same process.
-    page.locator("[data-testid=toast-body]", has_text=re.compile("connection", re.I)).first.wait_for(timeout=20_000)
+    page.locator("[data-testid=toast-body]", has_text=re.compile("connection", re.IGNORECASE)).first.wait_for(timeout=20_000)
     assert "Traceback" not in page.inner_text("body")
     studio.wait_stopped()
     # The same command on the same port and DISTILL_HOME; the runs are still there.

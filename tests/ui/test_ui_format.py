@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from distill.evaluation.summary import metric_catalog  # what GET /metric-definitions serves
+from distill.evaluation.summary import (
+    metric_catalog,  # what GET /metric-definitions serves
+)
 from ui.answers import badges, response_html, sample_html, split_think
-from ui.pages.benchmarks_view import cell_html, keep, leaderboard_html, problem_html, suite_card_html
+from ui.pages.benchmarks_view import (
+    cell_html,
+    keep,
+    leaderboard_html,
+    problem_html,
+    suite_card_html,
+)
 from ui.pages.compare_runs import compare_html
 from ui.pages.run_detail_view import (
     failure_html,
@@ -21,7 +29,13 @@ from ui.pages.run_detail_view import (
     samples_html,
 )
 from ui.pages.run_list import runs_frame
-from ui.shared import Catalog, CatalogCache, fmt_duration, significance, significance_html
+from ui.shared import (
+    Catalog,
+    CatalogCache,
+    fmt_duration,
+    significance,
+    significance_html,
+)
 
 
 @pytest.fixture(scope="module")

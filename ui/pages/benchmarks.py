@@ -11,7 +11,13 @@ import gradio as gr
 
 from ui.client import ApiCallError
 from ui.manager import Manager
-from ui.pages.benchmarks_view import FILTERS, keep, leaderboard_html, problems_html, suite_card_html
+from ui.pages.benchmarks_view import (
+    FILTERS,
+    keep,
+    leaderboard_html,
+    problems_html,
+    suite_card_html,
+)
 from ui.pages.common import CLICK_JS, Ctx, to_int
 from ui.shared import banner_html, esc, fmt_time
 
@@ -50,8 +56,9 @@ def build(ctx: Ctx, m: Manager) -> None:
 
 # --------------------------------------------------------------------------- logic
 
-def refresh(ctx: Ctx, m: Manager, current_run: Any = None) -> dict[Any, Any]:
-    """The leaderboard, and the runs that have results for the picker."""
+def refresh(ctx: Ctx, m: Manager) -> dict[Any, Any]:
+    """The leaderboard, and the runs that have results for the picker (its value is select()'s to set:
+    this also runs when the tab opens, maybe just after a result was opened)."""
     p = m.page(PAGE)
     try:
         board = ctx.api.leaderboard()
@@ -64,9 +71,7 @@ def refresh(ctx: Ctx, m: Manager, current_run: Any = None) -> dict[Any, Any]:
         if all(v != rid for _, v in choices):
             label = f"#{rid} {it.get('run_name') or ''}" + (f" · {it['model']}" if it.get("model") else "")
             choices.append((label, rid))
-    cur = to_int(current_run)
-    return {p["board"]: leaderboard_html(items, ctx.catalog), p["banner"]: "",
-            p["run"]: gr.update(choices=choices, value=cur if cur in {v for _, v in choices} else None)}
+    return {p["board"]: leaderboard_html(items, ctx.catalog), p["banner"]: "", p["run"]: gr.update(choices=choices)}
 
 
 def page_view(m: Manager, data: dict[str, Any], how: str, page: Any) -> dict[Any, Any]:
@@ -129,8 +134,7 @@ def outputs(m: Manager) -> list[Any]:
 
 def wire(ctx: Ctx, m: Manager) -> None:
     p = m.page(PAGE)
-    p["refresh_btn"].click(lambda r: refresh(ctx, m, r), [p["run"]], [p["board"], p["banner"], p["run"]],
-                           show_progress="hidden")
+    p["refresh_btn"].click(lambda: refresh(ctx, m), None, [p["board"], p["banner"], p["run"]], show_progress="hidden")
     # .input, not .change: select() sets these pickers itself, and must not set itself off again.
     p["run"].input(lambda r, f: select(ctx, m, r, how=f), [p["run"], p["filter"]], outputs(m))
     p["suite"].input(lambda r, s, f: select(ctx, m, r, s, how=f), [p["run"], p["suite"], p["filter"]], outputs(m))

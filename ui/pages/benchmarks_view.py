@@ -107,7 +107,7 @@ def _rows(block: dict[str, Any], catalog: Catalog) -> list[tuple[str, str, Any, 
             out.append((f"pass@{k}", HEADLINE, (base.get("pass@k") or {}).get(k), (sft.get("pass@k") or {}).get(k), None))
     keys = [k for k in {**base, **sft} if k not in NOT_ROWS]
     # The catalog says which numbers are worth a row, and in what order (all of them, raw, without it).
-    ordered = [k for k in catalog.keys() if k in keys] if catalog else keys
+    ordered = [k for k in catalog.order() if k in keys] if catalog else keys
     for k in ordered:
         note = "needs num_samples > 1" if k == "cons@n" and (block.get("num_samples") or 1) < 2 else None
         out.append((catalog.label(k), k, base.get(k), sft.get(k), note))
@@ -130,10 +130,10 @@ def suite_card_html(result: dict[str, Any], catalog: Catalog, link: bool = True)
     suite, rid, job = result.get("suite", "?"), result.get("run_id"), result.get("job_id")
     origin = "the run's own evaluation" if job == rid else f"benchmark job #{job}"
     b, s = block.get("base") or {}, block.get("sft") or {}
-    body = [f"<tr><th scope=row>{esc(catalog.label(HEADLINE))} (95 % interval)</th>"
-            f"<td>{esc(catalog.with_interval(HEADLINE, b.get(HEADLINE), b.get('pass@1_ci')))}</td>"
-            f"<td>{esc(catalog.with_interval(HEADLINE, s.get(HEADLINE), s.get('pass@1_ci')))}</td>"
-            f"<td>{delta_html(block, catalog)}</td></tr>"]
+    body = [(f"<tr><th scope=row>{esc(catalog.label(HEADLINE))} (95 % interval)</th>"
+             f"<td>{esc(catalog.with_interval(HEADLINE, b.get(HEADLINE), b.get('pass@1_ci')))}</td>"
+             f"<td>{esc(catalog.with_interval(HEADLINE, s.get(HEADLINE), s.get('pass@1_ci')))}</td>"
+             f"<td>{delta_html(block, catalog)}</td></tr>")]
     for label, key, bv, sv, note in _rows(block, catalog):
         d = sv - bv if finite(bv) and finite(sv) else None
         note_html = f' <span class="ds-small ds-muted">({esc(note)})</span>' if note else ""

@@ -12,7 +12,16 @@ from ui.client import ApiCallError
 from ui.manager import Manager
 from ui.pages.common import Ctx, run_choices, to_int
 from ui.pages.run_detail_view import metrics_frame
-from ui.shared import Catalog, banner_html, esc, fmt_duration, run_duration, run_label, significance_html, status_text
+from ui.shared import (
+    Catalog,
+    banner_html,
+    esc,
+    fmt_duration,
+    run_duration,
+    run_label,
+    significance_html,
+    status_text,
+)
 
 PAGE = "compare"
 SERIES = {"loss": "Training loss", "ce": "Cross-entropy", "kl": "KL to base", "eval_loss": "Validation loss",

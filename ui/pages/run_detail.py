@@ -58,8 +58,9 @@ PLOTS = {
 # The benchmark-job form: POST /runs/{id}/benchmarks fields (empty = the run's own value).
 BENCH_FIELDS = {
     "benchmarks": ("Benchmarks", "gsm8k,math500=data/math500.jsonl",
-                   "Suites, comma-separated: gsm8k, math500, aime24, aime25, amc23, gpqa_diamond, heldout; "
-                   "NAME=PATH a local copy (inside DISTILL_HOME); NAME=PATH?problem=COL&answer=COL&grader=math adds your own"),
+                   ("Suites, comma-separated: gsm8k, math500, aime24, aime25, amc23, gpqa_diamond, heldout; "
+                    "NAME=PATH a local copy (inside DISTILL_HOME); NAME=PATH?problem=COL&answer=COL&grader=math "
+                    "adds your own")),
     "benchmark_limit": ("benchmark_limit", "all problems", "Only the first N problems of each suite"),
     "num_samples": ("num_samples", "the run's own", "Answers per problem and model (pass@k, cons@n need > 1)"),
     "max_new_tokens": ("max_new_tokens", "the run's own", "Max tokens per answer"),
@@ -220,7 +221,8 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
              "eval": prev.get("eval", False) if same_run else False, "error": None,
              "artifacts": prev.get("artifacts") if same_run else None,
              "failure": prev.get("failure", False) if same_run else False,
-             "jobs_active": prev.get("jobs_active", False) if same_run else False}
+             "jobs_active": prev.get("jobs_active", False) if same_run else False,
+             "shown": dict(prev.get("shown", {})) if same_run else {}}
     out: dict[Any, Any] = {p["banner"]: "", p["progress"]: progress_html(run)}
     if status == "failed" and not state["failure"]:
         out[p["failure"]] = failure_html(run, _tail(ctx, run_id))
@@ -242,6 +244,11 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
     # benchmarks: when the status changes, and while a job is going
     if changed or state["jobs_active"]:
         section, state["jobs_active"] = _benchmarks(ctx, m, run)
+        # While a job runs this is asked every poll: send only what changed (a re-render resets the reader's view).
+        for name in ("bench_results", "jobs"):
+            html = section.pop(p[name], None)
+            if html is not None and state["shown"].get(name) != html:
+                out[p[name]] = state["shown"][name] = html
         out.update(section)
     # evaluation: once, when it exists
     if not state["eval"] and (status == "succeeded" or run.get("summary")):

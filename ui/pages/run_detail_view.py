@@ -154,7 +154,7 @@ def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | 
     base, sft = summary.get("base") or {}, summary.get("sft") or {}
     deltas = deltas or {}
     present = [k for k in {**base, **sft} if k not in FOLDED]
-    keys = [k for k in catalog.keys() if k in present] if catalog else present
+    keys = [k for k in catalog.order() if k in present] if catalog else present
     rows = []
     for key in keys:
         b, s, d = base.get(key), sft.get(key), deltas.get(key)

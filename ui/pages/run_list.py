@@ -12,7 +12,16 @@ import pandas as pd
 from ui.client import STATUSES, ApiCallError
 from ui.manager import Manager
 from ui.pages.common import Ctx, to_int
-from ui.shared import Catalog, banner_html, finite, fmt_duration, fmt_time, run_duration, significance, status_text
+from ui.shared import (
+    Catalog,
+    banner_html,
+    finite,
+    fmt_duration,
+    fmt_time,
+    run_duration,
+    significance,
+    status_text,
+)
 
 PAGE = "runs"
 ALL = "all"
@@ -29,7 +38,7 @@ def sft_accuracy(run: dict[str, Any], catalog: Catalog) -> tuple[str, str]:
     delta = (summary.get("deltas") or {}).get("accuracy")
     delta_text = catalog.fmt("accuracy", delta, signed=True) if finite(delta) else "—"
     if finite(delta) and summary.get("accuracy_test"):
-        mark, _, cls = significance(summary["accuracy_test"])
+        _, _, cls = significance(summary["accuracy_test"])
         delta_text += " (n.s.)" if cls == "ds-sig-no" else " ★" if cls == "ds-sig-yes" else ""
     return (catalog.fmt("accuracy", sft) if finite(sft) else "—"), delta_text
 
