@@ -171,6 +171,9 @@ class GenerateRequest(BaseModel):
 
 class GenerationOut(BaseModel):
     text: str
+    thinking: str | None = None  # inside <think>…</think>; None without a thought
+    answer_part: str = ""  # after the thought
+    thinking_closed: bool = True
     new_tokens: int
     time_s: float
 

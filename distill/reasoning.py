@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -38,6 +39,39 @@ def split_response(text: str) -> Split:
     if opened:
         return Split(text.split(THINK_OPEN, 1)[1].strip(), "", True, False)
     return Split("", text.strip(), False, False)
+
+
+def parts(text: str) -> dict[str, Any]:
+    """A response as the API shows it: ``thinking`` (None without a thought), ``answer_part``, ``thinking_closed``."""
+    split = split_response(text)
+    return {"thinking": split.thinking if split.opened or split.closed else None, "answer_part": split.answer,
+            "thinking_closed": split.closed or not split.opened}
+
+
+class StreamSplitter:
+    """The deltas of a streamed response, each labelled ``thinking`` or ``answer`` (the tags dropped), so that a
+    client shows the thought and the answer apart without parsing the text."""
+
+    def __init__(self, thinking: bool = False):
+        self.thinking, self.pending = thinking, ""
+
+    def feed(self, delta: str) -> list[tuple[str, str]]:
+        self.pending += delta
+        out: list[tuple[str, str]] = []
+        while (at := self.pending.find(tag := THINK_CLOSE if self.thinking else THINK_OPEN)) != -1:
+            if at:
+                out.append(("thinking" if self.thinking else "answer", self.pending[:at]))
+            self.pending, self.thinking = self.pending[at + len(tag):], not self.thinking
+        tag = THINK_CLOSE if self.thinking else THINK_OPEN
+        keep = next((k for k in range(min(len(tag) - 1, len(self.pending)), 0, -1) if tag.startswith(self.pending[-k:])), 0)
+        if len(self.pending) > keep:  # a tag may be arriving: hold back what could be its start
+            out.append(("thinking" if self.thinking else "answer", self.pending[:len(self.pending) - keep]))
+            self.pending = self.pending[len(self.pending) - keep:]
+        return out
+
+    def flush(self) -> list[tuple[str, str]]:
+        out, self.pending = ([("thinking" if self.thinking else "answer", self.pending)] if self.pending else []), ""
+        return out
 
 
 def answer_text(text: str) -> str:

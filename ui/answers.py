@@ -12,35 +12,22 @@ MARK = {True: "✓", False: "✗", None: "–"}
 MARK_CLASS = {True: "ds-good", False: "ds-bad", None: "ds-neutral"}
 
 
-def split_think(text: str) -> tuple[str | None, str, bool]:
-    """(reasoning or None, answer part, reasoning closed) following docs/metrics.md's parts."""
-    text = text or ""
-    if "<think>" in text:
-        pre, _, rest = text.partition("<think>")
-        if "</think>" in rest:
-            reasoning, _, _ = rest.partition("</think>")
-            answer = text.rsplit("</think>", 1)[1]
-            return reasoning.strip("\n"), (pre + answer).strip(), True
-        return rest.strip("\n"), pre.strip(), False
-    if "</think>" in text:
-        reasoning, _, _ = text.partition("</think>")
-        return reasoning.strip("\n"), text.rsplit("</think>", 1)[1].strip(), True
-    return None, text.strip(), True
-
-
-def _text_parts(text: str, streaming: bool = False) -> list[str]:
-    reasoning, answer, closed = split_think(text)
+def _text_parts(answer: dict[str, Any], streaming: bool = False) -> list[str]:
+    """The thought (collapsible) and the answer, as the API split them (``thinking``, ``answer_part``,
+    ``thinking_closed``): the dashboard never parses ``<think>`` itself."""
+    reasoning, closed = answer.get("thinking"), answer.get("thinking_closed", True)
+    text = str(answer.get("answer_part") or "").strip()
     out = []
     if reasoning is not None:
-        words = len(reasoning.split())
+        words = len(str(reasoning).split())
         note = "" if closed else (" · thinking…" if streaming else " · not closed (cut off)")
         is_open = " open" if streaming and not closed else ""
         out.append(f'<details class="ds-think"{is_open}><summary>Reasoning ({words} words{note})</summary>'
-                   f'<div class="ds-think-body">{esc(reasoning)}</div></details>')
-    if answer:
-        out.append(f'<div class="ds-answer-text">{esc(answer)}</div>')
+                   f'<div class="ds-think-body">{esc(str(reasoning).strip())}</div></details>')
+    if text:
+        out.append(f'<div class="ds-answer-text">{esc(text)}</div>')
     elif not streaming:
-        empty = "(empty response)" if not (text or "").strip() else "(no answer after the reasoning)"
+        empty = "(empty response)" if reasoning is None else "(no answer after the reasoning)"
         out.append(f'<div class="ds-answer-text ds-muted">{empty}</div>')
     return out
 
@@ -54,13 +41,13 @@ def _extracted(extracted: Any, correct: bool | None, gold: Any = None) -> str:
             f'<span class="ds-mark" aria-label="{said}">{mark}</span>{truth}</div>')
 
 
-def response_html(text: str, side: dict[str, Any] | None = None, *, streaming: bool = False,
+def response_html(side: dict[str, Any], *, streaming: bool = False, graded: bool = True,
                   ground_truth: Any = None) -> str:
     """One answer of the evaluation's ``samples`` or the Playground: reasoning, answer, its mark."""
-    out = ['<div class="ds-resp">', *_text_parts(text, streaming)]
+    out = ['<div class="ds-resp">', *_text_parts(side, streaming)]
     if streaming:
         out.append('<span class="ds-cursor">▍</span>')
-    if side:
+    if graded:
         out.append(_extracted(side.get("answer"), side.get("correct"), ground_truth))
         bits = []
         if finite(side.get("quality_score")):
@@ -84,7 +71,7 @@ def badges(sample: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("truncated", "stopped by the token limit (max_new_tokens) before it finished"))
     if sample.get("looping"):
         out.append(("looping", "repeats itself"))
-    started = (sample.get("think_tokens") or 0) > 0 or "<think>" in str(sample.get("text") or "")
+    started = (sample.get("think_tokens") or 0) > 0 or sample.get("thinking") is not None
     if started and not sample.get("think_closed"):
         out.append(("thought not closed", "no </think>: the reasoning never ended"))
     if sample.get("forced"):
@@ -104,6 +91,6 @@ def sample_html(sample: dict[str, Any], title: str = "") -> str:
     if sample.get("finish_reason"):
         bits.append(f"finish: {sample['finish_reason']}")
     head = f'<div class="ds-sample-title">{esc(title)}{tags}</div>' if title or tags else ""
-    return (f'<div class="ds-resp ds-bench-sample">{head}{"".join(_text_parts(str(sample.get("text") or "")))}'
+    return (f'<div class="ds-resp ds-bench-sample">{head}{"".join(_text_parts(sample))}'
             f'{_extracted(sample.get("extracted"), sample.get("correct"))}'
             f'<div class="ds-small ds-muted">{esc(" · ".join(bits))}</div></div>')

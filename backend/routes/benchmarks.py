@@ -21,6 +21,7 @@ from backend.schemas import (
 )
 from backend.tables import BenchmarkResult, Run
 from distill.evaluation.summary import metric_catalog
+from distill.reasoning import parts
 
 router = APIRouter(tags=["benchmarks"])
 
@@ -62,8 +63,10 @@ def get_benchmark_samples(run_id: int, suite: str, job_id: int | None = Query(No
     row = s.scalars(q.order_by(BenchmarkResult.id.desc()).limit(1)).first()
     if row is None:
         raise NotFound(f"run {run_id} has no {suite!r} benchmark result" + (f" from job {job_id}" if job_id else ""))
-    return BenchmarkSamplesOut(run_id=run_id, job_id=row.job_id, suite=suite, result=row.summary,
-                               records=row.samples.get("records", []))
+    # Each answer with its thought and answer apart, so that clients need not split the text themselves.
+    records = [{**r, **{m: [{**a, **parts(a.get("text", ""))} for a in r.get(m, [])] for m in ("base", "sft")}}
+               for r in row.samples.get("records", [])]
+    return BenchmarkSamplesOut(run_id=run_id, job_id=row.job_id, suite=suite, result=row.summary, records=records)
 
 
 @router.get("/benchmarks", response_model=LeaderboardOut,

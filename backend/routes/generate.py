@@ -21,6 +21,7 @@ from backend.schemas import GenerateOut, GenerateRequest
 from backend.services.catalog import base_of, engine_for, served_for
 from distill.data.builtin import default_system
 from distill.generation.engine import EngineError, Generation, Prompt, Sampling
+from distill.reasoning import StreamSplitter, parts
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 SIDES = ("base", "sft")
@@ -83,7 +84,7 @@ def _remote(engine: dict, prompts: list[Prompt], targets: tuple) -> Iterator[tup
 
 
 def _sides(gens: list[Generation]) -> dict[str, Any]:
-    return {side: {"text": g.text, "new_tokens": g.new_tokens, "time_s": round(g.time_s, 4)}
+    return {side: {"text": g.text, **parts(g.text), "new_tokens": g.new_tokens, "time_s": round(g.time_s, 4)}
             for side, g in zip(SIDES, gens, strict=True)}
 
 
@@ -93,16 +94,24 @@ def generate(req: GenerateRequest, svc: Services = Depends(services)) -> Generat
     return GenerateOut(**done[-1])
 
 
-@router.post("/stream", summary="SSE: event base / sft with {delta}; then event done with tokens and times")
+@router.post("/stream", summary="SSE: event base / sft with {delta, part: thinking|answer}; then event done with "
+             "tokens and times")
 async def generate_stream(req: GenerateRequest, svc: Services = Depends(services)) -> EventSourceResponse:
     await run_in_threadpool(_plan, svc, req)  # a run without a model fails before the stream starts
 
     def events() -> Iterator[JSONServerSentEvent]:
+        split = {side: StreamSplitter() for side in SIDES}  # the client is told which deltas are the thought
         try:
             for event, data in _events(svc, req):
                 if event == "done":
+                    for side in SIDES:
+                        for part, text in split[side].flush():
+                            yield JSONServerSentEvent({"delta": text, "part": part}, event=side)
                     data = {k: {"new_tokens": v["new_tokens"], "time_s": v["time_s"]} for k, v in data.items()}
-                yield JSONServerSentEvent(data, event=event)
+                    yield JSONServerSentEvent(data, event=event)
+                    continue
+                for part, text in split[event].feed(data["delta"]):
+                    yield JSONServerSentEvent({"delta": text, "part": part}, event=event)
         except Exception as e:  # noqa: BLE001 - reported to the client as an event
             detail = getattr(e, "detail", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
             yield JSONServerSentEvent({"detail": detail}, event="error")

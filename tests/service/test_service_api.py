@@ -473,7 +473,8 @@ def test_generate_base_and_sft_from_one_adapter(client: TestClient, settings: Se
     assert r.status_code == 200, r.text
     out = r.json()
     for side in ("base", "sft"):
-        assert set(out[side]) == {"text", "new_tokens", "time_s"} and 1 <= out[side]["new_tokens"] <= 6
+        assert set(out[side]) == {"text", "thinking", "answer_part", "thinking_closed", "new_tokens", "time_s"}
+        assert 1 <= out[side]["new_tokens"] <= 6
     with client.stream("POST", f"{API}/generate/stream",
                        json={"run_id": rid, "prompt": "What is 2+3?", "max_new_tokens": 6}) as s:
         events = list(read_sse(s))
@@ -481,8 +482,10 @@ def test_generate_base_and_sft_from_one_adapter(client: TestClient, settings: Se
     assert names[-1] == "done" and {"base", "sft"} <= set(names[:-1])
     done = json.loads(events[-1][2])
     assert done["base"]["new_tokens"] == out["base"]["new_tokens"]  # greedy: the same answer both ways
-    streamed = "".join(json.loads(d)["delta"] for e, _, d in events if e == "sft")
-    assert streamed.strip() == out["sft"]["text"]
+    streamed = [json.loads(d) for e, _, d in events if e == "sft"]
+    # the random adapter writes no <think>: every delta is labelled answer, and together they are the text
+    assert {d["part"] for d in streamed} == {"answer"}
+    assert "".join(d["delta"] for d in streamed).strip() == out["sft"]["text"] == out["sft"]["answer_part"]
 
 
 def test_an_api_restart_loses_nothing(settings: Settings) -> None:

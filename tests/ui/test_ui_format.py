@@ -10,7 +10,7 @@ import pytest
 from distill.evaluation.summary import (
     metric_catalog,  # what GET /metric-definitions serves
 )
-from ui.answers import badges, response_html, sample_html, split_think
+from ui.answers import badges, response_html, sample_html
 from ui.pages.benchmarks_view import (
     cell_html,
     keep,
@@ -147,9 +147,12 @@ def test_suite_card_has_pass_at_k_cons_and_diagnostics_from_the_catalog(cat: Cat
 
 
 def sample(text: str, correct: bool, **kw: object) -> dict:
-    return {"text": text, "extracted": "4" if correct else "5", "correct": correct, "tokens": 30, "time_s": 0.5,
-            "think_tokens": 20, "finish_reason": "stop", "truncated": False, "think_closed": True, "looping": False,
-            "forced": False, **kw}
+    """A sample as GET /runs/{id}/benchmarks/{suite} returns it: the API adds the thought and the answer apart."""
+    from distill.reasoning import parts
+
+    return {"text": text, **parts(text), "extracted": "4" if correct else "5", "correct": correct, "tokens": 30,
+            "time_s": 0.5, "think_tokens": 20, "finish_reason": "stop", "truncated": False, "think_closed": True,
+            "looping": False, "forced": False, **kw}
 
 
 RECORD = {"id": "q1", "index": 0, "prompt": "What is 2 + 2?", "system": "Think.", "gold": "4",
@@ -199,23 +202,27 @@ def test_metrics_table_from_the_catalog_with_the_accuracy_test(cat: Catalog) -> 
     assert "No evaluation" in metrics_table_html(None, None, cat)
 
 
-def test_split_think_parts() -> None:
-    assert split_think("<think>\na\nb\n</think>\nThe answer is 7.") == ("a\nb", "The answer is 7.", True)
-    assert split_think("<think>still going") == ("still going", "", False)
-    assert split_think("reasoning only</think> 42") == ("reasoning only", "42", True)
-    assert split_think("plain 42") == (None, "plain 42", True)
-
-
-def test_response_html_escapes_and_marks() -> None:
-    html = response_html("<think>x < y & <b>bold</b></think><script>alert(1)</script> 7",
-                         {"answer": "7", "correct": True, "quality_score": 0.8, "num_steps": 2})
+def test_response_html_shows_the_parts_the_api_split_escaped_and_marked() -> None:
+    html = response_html({"thinking": "x < y & <b>bold</b>", "answer_part": "<script>alert(1)</script> 7",
+                          "thinking_closed": True, "answer": "7", "correct": True, "quality_score": 0.8, "num_steps": 2})
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;bold" in html
-    assert "<details" in html and "Reasoning (" in html
+    assert "<details" in html and "Reasoning (5 words)" in html
     assert "✓" in html and "ds-good" in html
-    wrong = response_html("12", {"answer": "12", "correct": False})
-    assert "✗" in wrong and "ds-bad" in wrong
-    streaming = response_html("<think>hmm", streaming=True)
+    wrong = response_html({"thinking": None, "answer_part": "12", "answer": "12", "correct": False})
+    assert "✗" in wrong and "ds-bad" in wrong and "<details" not in wrong
+    streaming = response_html({"thinking": "hmm", "answer_part": "", "thinking_closed": False}, streaming=True,
+                              graded=False)
     assert "<details class=\"ds-think\" open>" in streaming and "thinking…" in streaming
+    assert "Extracted answer" not in streaming
+
+
+def test_playground_deltas_go_to_the_part_the_api_labelled() -> None:
+    from ui.pages.playground import add
+
+    answer = {"thinking": None, "answer_part": "", "thinking_closed": True}
+    for delta, part in (("\nSo 2", "thinking"), ("+2=4.", "thinking"), ("\n\nThe answer", "answer"), (" is 4.", "answer")):
+        add(answer, delta, part)
+    assert answer == {"thinking": "\nSo 2+2=4.", "answer_part": "\n\nThe answer is 4.", "thinking_closed": True}
 
 
 def test_fmt_duration() -> None:

@@ -70,6 +70,19 @@ def _timing(side: dict[str, Any] | None, ttft: float | None, elapsed: float, str
     return f'<div class="ds-timing">{esc(" · ".join(bits))}</div>' if bits else ""
 
 
+def add(answer: dict[str, Any], delta: str, part: str) -> None:
+    """Append a streamed delta to the thought or the answer, as the API labelled it."""
+    if part == "thinking":
+        answer["thinking"], answer["thinking_closed"] = (answer["thinking"] or "") + delta, False
+    else:
+        answer["answer_part"] += delta
+        answer["thinking_closed"] = True
+
+
+def started(answer: dict[str, Any]) -> bool:
+    return answer["thinking"] is not None or bool(answer["answer_part"])
+
+
 async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, max_new_tokens: float,
                    temperature: float, top_p: float):  # noqa: ANN201
     """Yields (banner, base_html, sft_html, base_timing, sft_timing) as the two streams arrive (a dict
@@ -81,12 +94,15 @@ async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, 
     if not (prompt or "").strip():
         yield {m[f"{PAGE}.banner"]: banner_html("Type a prompt (or pick an evaluation prompt).", "info")}
         return
-    texts = {"base": "", "sft": ""}
+    texts = {side: {"thinking": None, "answer_part": "", "thinking_closed": True} for side in ("base", "sft")}
     ttft: dict[str, float | None] = {"base": None, "sft": None}
     done: dict[str, Any] = {}
     t0 = time.monotonic()
-    yield "", response_html("", streaming=True), response_html("", streaming=True), _timing(None, None, 0, True), \
-        _timing(None, None, 0, True)
+
+    def shown(side: str, streaming: bool) -> str:
+        return response_html(texts[side], streaming=streaming, graded=False)
+
+    yield "", shown("base", True), shown("sft", True), _timing(None, None, 0, True), _timing(None, None, 0, True)
     last = 0.0
     settings = {"system": system.strip() or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                 "top_p": float(top_p)}
@@ -94,12 +110,12 @@ async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, 
         async for ev in ctx.aapi.generate_stream(rid, prompt, **settings):
             if ev.event in ("base", "sft"):
                 try:
-                    delta = (ev.json() or {}).get("delta", "")
+                    data = ev.json() or {}
                 except ValueError:
-                    delta = ev.data
+                    data = {"delta": ev.data}
                 if ttft[ev.event] is None:
                     ttft[ev.event] = time.monotonic() - t0
-                texts[ev.event] += str(delta)
+                add(texts[ev.event], str(data.get("delta", "")), data.get("part", "answer"))
             elif ev.event == "done":
                 try:
                     done = ev.json() or {}
@@ -115,17 +131,17 @@ async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, 
             now = time.monotonic()
             if now - last >= FLUSH_S:
                 last = now
-                yield ("", response_html(texts["base"], streaming=True), response_html(texts["sft"], streaming=True),
+                yield ("", shown("base", True), shown("sft", True),
                        _timing(None, ttft["base"], now - t0, True), _timing(None, ttft["sft"], now - t0, True))
     except ApiCallError as e:
         el = time.monotonic() - t0
-        yield (banner_html(e.message), response_html(texts["base"]) if texts["base"] else PLACEHOLDER,
-               response_html(texts["sft"]) if texts["sft"] else PLACEHOLDER,
+        yield (banner_html(e.message), shown("base", False) if started(texts["base"]) else PLACEHOLDER,
+               shown("sft", False) if started(texts["sft"]) else PLACEHOLDER,
                _timing(None, ttft["base"], el, False), _timing(None, ttft["sft"], el, False))
         return
     el = time.monotonic() - t0
     note = "" if done else banner_html("The stream ended before both answers were complete.")
-    yield (note, response_html(texts["base"]), response_html(texts["sft"]),
+    yield (note, shown("base", False), shown("sft", False),
            _timing(done.get("base"), ttft["base"], el, False), _timing(done.get("sft"), ttft["sft"], el, False))
 
 

@@ -216,9 +216,9 @@ def samples_html(samples: Sequence[dict[str, Any]], limit: int | None = None) ->
             f'{f"<span class=ds-muted>ground truth: <b>{esc(gt)}</b></span>" if gt not in (None, "") else ""}</div>'
             f'<div class="ds-prompt">{esc(s.get("prompt"))}</div>'
             f'<div class="ds-pair"><div class="ds-col"><div class="ds-col-title">Base</div>'
-            f'{response_html(str(base.get("response", "")), base)}</div>'
+            f'{response_html(base)}</div>'
             f'<div class="ds-col"><div class="ds-col-title">SFT</div>'
-            f'{response_html(str(sft.get("response", "")), sft)}</div></div></div>'
+            f'{response_html(sft)}</div></div></div>'
         )
     more = ""
     if limit is not None and len(samples) > limit:
