@@ -178,3 +178,21 @@ def test_thread_tuner_is_off_where_it_cannot_help(monkeypatch):
     assert ThreadTuner.for_device("cuda") is None
     monkeypatch.setenv("DISTILL_THREAD_TUNING", "0")
     assert ThreadTuner.for_device("cpu") is None
+
+
+def test_sampling_follows_temperature_and_top_p():
+    """Inverse-CDF sampling within the nucleus: empirical frequencies against the softmax by hand."""
+    from distill.generation.hf import sample
+
+    scores = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]]).repeat(20_000, 1)
+    g = torch.Generator().manual_seed(0)
+    full = torch.bincount(sample(scores, torch.ones(20_000), torch.ones(20_000), torch.rand(20_000, generator=g)),
+                          minlength=5) / 20_000
+    assert torch.allclose(full, torch.softmax(scores[0], -1), atol=0.015)
+    # top_p 0.7: the two likeliest (0.563 + 0.207 >= 0.7), renormalized to 0.731 / 0.269
+    nucleus = torch.bincount(sample(scores, torch.ones(20_000), torch.full((20_000,), 0.7),
+                                    torch.rand(20_000, generator=g)), minlength=5) / 20_000
+    assert nucleus[2:].sum() == 0 and abs(float(nucleus[0]) - 0.731) < 0.015
+    # a low temperature sharpens: at T = 0.25 the first token has 98 % of the mass
+    cold = sample(scores[:2000], torch.full((2000,), 0.25), torch.ones(2000), torch.rand(2000, generator=g))
+    assert float((cold == 0).float().mean()) > 0.95

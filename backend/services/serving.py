@@ -219,6 +219,13 @@ class _BaseServer:
     def close(self) -> None:
         self.jobs.put(None)
         self.thread.join(timeout=30)
+        while True:  # requests still waiting for this model: told to come again (the next one reloads it)
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and not job.future.done():
+                job.future.set_exception(Unavailable(f"{self.name} was unloaded for another base model; retry"))
 
 
 class ModelServer:

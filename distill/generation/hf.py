@@ -111,21 +111,39 @@ class _Row:
             self.done = True
         return delta
 
-    def choose(self, scores: torch.Tensor, forced_close: list[int]) -> int | None:
-        """The token this row must take next (forced or sampled), or None to let argmax pick (greedy)."""
+    def forced_token(self, forced_close: list[int]) -> int | None:
+        """The token the thinking budget makes this row take next, if any."""
         budget = self.s.max_thinking_tokens
         if not self.force_queue and self.in_thought and budget is not None and self.think_tokens >= budget:
             self.force_queue, self.forced = list(forced_close), True
-        if self.force_queue:
-            return self.force_queue.pop(0)
-        if self.s.temperature <= 0:
-            return None
-        probs = torch.softmax(scores.float() / self.s.temperature, dim=-1)
-        if self.s.top_p < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > self.s.top_p  # keep the smallest set reaching top_p
-            probs = probs.scatter(0, order, sorted_p.masked_fill(drop, 0.0))
-        return int(torch.multinomial(probs.cpu(), 1, generator=self.generator))
+        return self.force_queue.pop(0) if self.force_queue else None
+
+
+NUCLEUS_K = 1024  # top-p is computed within the k likeliest tokens (exactly: rows whose nucleus is larger use all)
+
+
+def sample(scores: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """One token per row: temperature, then the smallest set of tokens reaching ``top_p``, then inverse-CDF
+    sampling with the row's own uniform draw (so a row's sample does not depend on the other rows)."""
+    probs = torch.softmax(scores.float() / temperature[:, None], dim=-1)
+    k = min(NUCLEUS_K, probs.shape[-1])
+    vals, idx = probs.topk(k, dim=-1)
+    # Rows without a nucleus, or whose nucleus reaches beyond the top k: all tokens, in vocabulary order
+    # (a nucleus needs them sorted: those rows, rare, sort the whole vocabulary).
+    wide = (top_p < 1.0) & (vals.sum(-1) < top_p)
+    if wide.any() or (top_p >= 1.0).any():
+        order = torch.arange(probs.shape[-1], device=probs.device).expand_as(probs).clone()
+        all_vals = probs.clone()
+        if wide.any():
+            all_vals[wide], order[wide] = probs[wide].sort(dim=-1, descending=True)
+        narrow = ~(wide | (top_p >= 1.0))
+        all_vals[narrow, :k], order[narrow, :k] = vals[narrow], idx[narrow]
+        all_vals[narrow, k:] = 0.0
+        vals, idx = all_vals, order
+    keep = (vals.cumsum(-1) - vals) < top_p[:, None]  # the smallest set whose mass reaches top_p
+    cdf = vals.masked_fill(~keep, 0.0).cumsum(-1)
+    pick = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None]).clamp(max=cdf.shape[-1] - 1)
+    return idx.gather(-1, pick).squeeze(-1)
 
 
 class _Rows:
@@ -139,13 +157,28 @@ class _Rows:
         self.stop_row = stop_row
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Force or sample each row's next token by making it the only finite score (generate then takes the
+        argmax); greedy rows are left to the argmax."""
+        chosen: dict[int, int] = {}
+        sampled = []
         for i, row in enumerate(self.rows):
             if row.done:
                 continue
-            token = row.choose(scores[i], self.forced_close)
+            token = row.forced_token(self.forced_close)
             if token is not None:
-                scores[i].fill_(float("-inf"))
-                scores[i, token] = 0.0
+                chosen[i] = token
+            elif row.s.temperature > 0:
+                sampled.append(i)
+        if sampled:
+            rows = [self.rows[i] for i in sampled]
+            uniform = torch.cat([torch.rand(1, generator=r.generator) for r in rows]).to(scores.device)
+            temps = scores.new_tensor([r.s.temperature for r in rows])
+            top_p = scores.new_tensor([r.s.top_p for r in rows])
+            chosen.update(zip(sampled, sample(scores[sampled], temps, top_p, uniform).tolist(), strict=True))
+        if chosen:
+            at = torch.tensor(list(chosen), device=scores.device)
+            scores[at] = float("-inf")
+            scores[at, torch.tensor(list(chosen.values()), device=scores.device)] = 0.0
         return scores
 
     def criteria(self) -> Callable[..., torch.Tensor]:
