@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from backend.config import Settings  # noqa: E402
 from backend.db import dispose_all, upgrade  # noqa: E402
-from backend.tables import Run, utcnow  # noqa: E402
 from backend.store import Claim, Store  # noqa: E402
+from backend.tables import Run, utcnow  # noqa: E402
 from distill.config import RunConfig  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -20,7 +20,6 @@ both (the wheel and the libraries were read before).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys

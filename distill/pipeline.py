@@ -36,6 +36,7 @@ from distill.evaluation.suites import (
     HELDOUT,
     Problem,
     Suite,
+    asks_heldout,
     load_suite,
     parse_benchmarks,
 )
@@ -43,6 +44,7 @@ from distill.evaluation.summary import format_summary_block
 from distill.generation.engine import GenerationCancelled
 from distill.models import ensure_local_model, load_model, load_tokenizer, save_model
 from distill.report import write_report_md
+from distill.resolve import uses_dataset
 from distill.rundir import RunDir, model_kind
 
 log = logging.getLogger("distill")
@@ -202,8 +204,8 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     hooks.check_cancel()
 
     hooks.stage("data")
-    wants_heldout = evaluating and any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(config.benchmarks))
-    train_examples, stats, held_out = load_splits(config, wants_heldout) if training or wants_heldout else ([], None, [])
+    hold_out = evaluating and asks_heldout(config.benchmarks)
+    train_examples, stats, held_out = load_splits(config, hold_out) if uses_dataset(config) else ([], None, [])
     suites = load_suites(config, held_out) if evaluating else []
     engine = remote_engine(config) if evaluating and remote else None
     if training:

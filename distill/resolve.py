@@ -70,9 +70,9 @@ def _suites(config: RunConfig, home: Path | None) -> list[str]:
 
 def uses_dataset(config: RunConfig) -> bool:
     """Training reads it; evaluation only for the heldout suite."""
-    from distill.evaluation.suites import HELDOUT, parse_benchmarks
+    from distill.evaluation.suites import asks_heldout
 
-    return config.mode != "evaluate" or any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(config.benchmarks))
+    return config.mode != "evaluate" or asks_heldout(config.benchmarks)
 
 
 def resolve_config(values: dict[str, Any] | None = None, config_file: str | Path | None = None, *,

@@ -107,6 +107,11 @@ def parse_benchmarks(value: str | Sequence[str] | None) -> list[SuiteSpec]:
     return specs
 
 
+def asks_heldout(benchmarks: str | Sequence[str] | None) -> bool:
+    """Whether the run's own held-out rows are among the suites (then the training data must be read)."""
+    return any(s.name == HELDOUT and s.path is None for s in parse_benchmarks(benchmarks))
+
+
 def format_spec(spec: SuiteSpec) -> str:
     """The spec as ``parse_benchmarks`` reads it back."""
     options = urlencode({k: v for k in ("problem", "answer", "grader") if (v := getattr(spec, k)) is not None})
