@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m distill.cli serve --with-worker
 
-# The seed's quick test on the command line, no service.
+# The demo on the command line, no service: train, then base vs SFT on 100 held-out problems.
 demo: $(STAMP)
-	$(PY) run_distillation_pipeline.py --mode all --max_samples 100 --epochs 1
+	$(PY) run_distillation_pipeline.py --preset demo
 
 test: $(STAMP)
 	bash scripts/test_setup.sh

@@ -119,7 +119,7 @@ class RunConfig(BaseModel):
     )
     benchmark_limit: int | None = _f(None, "evaluation", "Evaluate only the first N problems of each suite", ge=1, le=1_000_000)
     num_samples: int = _f(1, "evaluation", "Answers per problem and model; pass@1 is their mean, pass@k and cons@n need n > 1", ge=1, le=256)
-    eval_samples: int = _f(16, "evaluation", "Rows of the training data held out for the heldout suite", ge=0, le=100_000)
+    eval_samples: int = _f(100, "evaluation", "Rows of the training data held out for the heldout suite", ge=0, le=100_000)
     general_prompts: bool = _f(True, "evaluation", "Also evaluate the fixed set of general reasoning prompts")
     max_new_tokens: int = _f(256, "evaluation", "Max tokens generated per answer", gt=0, le=131_072)
     max_thinking_tokens: int | None = _f(

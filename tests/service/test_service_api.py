@@ -64,7 +64,7 @@ def test_create_run_returns_the_run_with_full_config(client: TestClient, setting
 
 def test_preset_fills_fields_and_explicit_fields_win(client: TestClient) -> None:
     run = client.post(f"{API}/runs", json={"preset": "demo", "epochs": 3}).json()
-    assert run["config"]["max_samples"] == 100 and run["config"]["epochs"] == 3
+    assert run["config"]["max_samples"] == 200 and run["config"]["epochs"] == 3
 
 
 def test_empty_body_is_the_default_config(client: TestClient) -> None:
@@ -377,7 +377,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(home: Path) -> None:
 def test_models_and_config_schema(client: TestClient) -> None:
     m = client.get(f"{API}/models").json()
     assert m["embedded"] == "smollm2-135m" and m["builtin"] == ["smollm2-135m", "tiny-random"]
-    assert "demo" in m["presets"] and m["presets"]["demo"]["config"]["max_samples"] == 100
+    assert "demo" in m["presets"] and m["presets"]["demo"]["config"]["max_samples"] == 200
     schema = client.get(f"{API}/config/schema").json()
     for name, prop in schema["properties"].items():
         assert {"group", "description", "default"} <= set(prop), name
