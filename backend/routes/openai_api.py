@@ -128,7 +128,14 @@ async def _complete(request: Request, svc: Services, body: _Sampled, target: Ser
 
 
 def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterator[dict[str, str]]:
-    rid, created, prompts = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}", int(time.time()), body.prompts()
+    """The OpenAI stream. Queued at once, so that a full queue is a 429 before the stream starts."""
+    prompts = body.prompts()
+    generated = svc.serving.stream(prompts, [target])
+    return _chunks(body, kind, len(prompts), generated)
+
+
+def _chunks(body: _Sampled, kind: str, n_prompts: int, generated: Iterator) -> Iterator[dict[str, str]]:
+    rid, created = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}", int(time.time())
     obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, str]:
@@ -142,9 +149,9 @@ def _stream(svc: Services, body: _Sampled, target: Served, kind: str) -> Iterato
         return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
 
     if kind == "chat":
-        yield chunk([choice(i, role=True) for i in range(len(prompts))])
+        yield chunk([choice(i, role=True) for i in range(n_prompts)])
     gens: list[Generation] = []
-    for item in svc.serving.stream(prompts, [target]):
+    for item in generated:
         if isinstance(item, list):
             gens = item
         else:
@@ -159,7 +166,7 @@ async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -
     """A chat ("chat") or text ("text") completion, streamed when asked."""
     target = await run_in_threadpool(_target, svc, body.model)
     if body.stream:
-        return EventSourceResponse(_stream(svc, body, target, kind), ping=15)
+        return EventSourceResponse(await run_in_threadpool(_stream, svc, body, target, kind), ping=15)
     gens = await _complete(request, svc, body, target)
     if kind == "chat":
         rid, obj = f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"

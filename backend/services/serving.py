@@ -282,19 +282,24 @@ class ModelServer:
         return srv.submit(job).result(timeout=timeout_s)
 
     def stream(self, prompts: Sequence[Prompt], targets: Sequence[Served]) -> Iterator[tuple[int, str] | list[Generation]]:
-        """(prompt index, text) as it comes, then the list of Generations. Closing the iterator stops the rows."""
+        """(prompt index, text) as it comes, then the list of Generations. The request is queued now (a full
+        queue raises Busy here, before any of it is sent); closing the iterator stops its rows."""
         events: queue.Queue = queue.Queue()
         gone = threading.Event()
         bases = {t.base for t in targets}
         srv = self.server(bases.pop(), any(t.trust_remote_code for t in targets))
         future = srv.submit(_Job(list(prompts), list(targets), lambda i, d: events.put((i, d)), gone))
         future.add_done_callback(lambda _: events.put(None))
-        try:
-            while (item := events.get()) is not None:
-                yield item
-            yield future.result()
-        finally:
-            gone.set()
+
+        def follow() -> Iterator[tuple[int, str] | list[Generation]]:
+            try:
+                while (item := events.get()) is not None:
+                    yield item
+                yield future.result()
+            finally:
+                gone.set()
+
+        return follow()
 
     def forget_run(self, run_id: int) -> None:
         with self.lock:
