@@ -107,7 +107,8 @@ class RunConfig(BaseModel):
     lora_target_modules: str = _f("all-linear", "lora", "Comma-separated module names, or all-linear")
 
     # --- KL ---
-    use_kl_regularization: bool = _f(False, "kl", "Add kl_coef * KL(trained || base) on assistant tokens to the loss")
+    use_kl_regularization: bool = _f(True, "kl", "Add kl_coef * KL(trained || base) on assistant tokens to the loss "
+                                     "(--no-use_kl_regularization: plain cross-entropy)")
     kl_coef: float = _f(0.1, "kl", "KL coefficient", ge=0.0, le=1000.0)
 
     # --- evaluation ---

@@ -15,7 +15,7 @@ _REFERENCE: dict[str, Any] = {
     "learning_rate": 2e-5,
     "use_lora": True,
     "lora_dropout": 0.05,
-    "use_kl_regularization": False,
+    "use_kl_regularization": True,
     "kl_coef": 0.1,
     "early_stopping_patience": 3,
     "max_grad_norm": 1.0,

@@ -16,7 +16,7 @@ from distill.presets import PRESETS
 def test_defaults_are_the_embedded_demo():
     c = RunConfig()
     assert (c.model, c.dataset, c.mode) == ("smollm2-135m", "builtin:reasoning", "all")
-    assert c.learning_rate == 1e-3 and c.use_lora and not c.use_kl_regularization
+    assert c.learning_rate == 1e-3 and c.use_lora and c.use_kl_regularization and c.kl_coef == 0.1
     assert c.effective_max_samples == 1000
 
 
@@ -73,9 +73,9 @@ def test_bad_config_file_is_one_line(tmp_path):
 
 
 def test_boolean_flags_switch_off():
-    args = vars(build_parser().parse_args(["--no-use_lora", "--use_kl_regularization", "--no-general_prompts"]))
+    args = vars(build_parser().parse_args(["--no-use_lora", "--no-use_kl_regularization", "--no-general_prompts"]))
     c = build_config(args)
-    assert c.use_lora is False and c.use_kl_regularization is True and c.general_prompts is False
+    assert c.use_lora is False and c.use_kl_regularization is False and c.general_prompts is False
 
 
 def test_help_is_grouped_and_shows_reference_differences(capsys):

@@ -22,7 +22,8 @@ from svc_helpers import LiveServer, WorkerProcess, make_settings, migrate, wait_
 pytestmark = pytest.mark.slow
 
 # Full fine-tuning of the 2-layer test model on one fixed answer: it learns to say 4 (measured: 100 % after 80 steps).
-LEARN_FOUR = {"model": "tiny-random", "use_lora": False, "epochs": 8, "learning_rate": 3e-3, "batch_size": 4,
+LEARN_FOUR = {"model": "tiny-random", "use_lora": False, "use_kl_regularization": False, "epochs": 8,
+              "learning_rate": 3e-3, "batch_size": 4,
               "gradient_accumulation": 1, "val_ratio": 0, "eval_samples": 6, "general_prompts": False,
               "max_new_tokens": 40, "max_seq_length": 128}
 
