@@ -246,6 +246,7 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         t0 = time.perf_counter()
         try:
             results = evaluate(engine, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
+                               models=model_identity(config, sft_path, remote),
                                should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
         except GenerationCancelled:
             raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
@@ -274,6 +275,17 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     run.timings.write_text(json.dumps(result.timings, indent=2))
     log.info("Done in %.1f s: %s", result.timings["total_s"], run.root)
     return result
+
+
+def model_identity(config: RunConfig, sft_path: str, remote: bool) -> dict[str, Any]:
+    """What answered: stored answers are reused only for the same models (a run trained again answers afresh)."""
+    if remote:
+        return {"engine": config.engine_url, "base": config.engine_base_model or config.model,
+                "sft": config.engine_sft_model}
+    files = [p for p in Path(sft_path).rglob("*") if p.is_file()] if Path(sft_path).is_dir() else []
+    return {"base": config.model, "sft": sft_path,
+            "sft_saved": max((p.stat().st_mtime_ns for p in files), default=0),
+            "sft_bytes": sum(p.stat().st_size for p in files)}
 
 
 def remote_engine(config: RunConfig) -> Any:

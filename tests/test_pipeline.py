@@ -200,3 +200,15 @@ def test_bad_suites_fail_before_anything_runs(distill_home, capsys, spec, needle
     for needle in needles:
         assert needle in err
     assert not (distill_home / "x").exists()
+
+
+def test_stored_answers_of_another_model_are_not_reused(distill_home, tiny_run):
+    """A run trained again in the same folder answers afresh: stored answers belong to the weights that gave them."""
+    out = distill_home / "again"
+    cfg = {**tiny_run, "eval_samples": 2, "output_dir": str(out)}
+    run_pipeline(build_config(cfg))
+    first = (out / "benchmarks" / "heldout.jsonl").read_text()
+    run_pipeline(build_config({**cfg, "learning_rate": 5e-2}))  # another model in the same folder
+    log = (out / "distillation_pipeline.log").read_text()
+    assert "already answered" not in log
+    assert (out / "benchmarks" / "heldout.jsonl").read_text() != first

@@ -136,11 +136,12 @@ def summarize_suite(suite: Suite, records: list[dict[str, Any]], settings: Bench
 
 
 def run_suite(engine: Engine, suite: Suite, settings: BenchmarkSettings, folder: Path, *, system: str | None = None,
-              should_cancel: Callable[[], bool] | None = None,
+              models: dict[str, Any] | None = None, should_cancel: Callable[[], bool] | None = None,
               on_progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
-    """(summary block, per-problem records) for one suite, resuming from ``folder/NAME.jsonl``."""
+    """(summary block, per-problem records) for one suite, resuming from ``folder/NAME.jsonl`` when it holds
+    answers of the same ``models`` (an identity of the weights: a retrained model answers afresh) and settings."""
     header = {"suite": suite.name, "source": suite.source, "grader": suite.grader, "system": system,
-              "settings": settings.identity()}
+              "settings": settings.identity(), "models": models or {}}
     store = ProblemLog(folder / f"{suite.name}.jsonl", header)
     todo = [(i, p) for i, p in enumerate(suite.problems) if p.id not in store.records]
     if store.records:

@@ -42,7 +42,8 @@ def legacy_samples(suite: Suite, records: Sequence[dict[str, Any]], system: str 
 
 
 def evaluate(engine: Engine, suites: Sequence[Suite], settings: BenchmarkSettings, folder: Path, *,
-             system: str | None = None, should_cancel: Callable[[], bool] | None = None,
+             system: str | None = None, models: dict[str, Any] | None = None,
+             should_cancel: Callable[[], bool] | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The ``evaluation_results.json`` structure for ``suites`` (answers kept in ``folder`` as they come);
     ``on_progress(problems done, problems)`` over all suites."""
@@ -55,7 +56,8 @@ def evaluate(engine: Engine, suites: Sequence[Suite], settings: BenchmarkSetting
             if on_progress is not None:
                 on_progress(offset + done, total)
 
-        block, records = run_suite(engine, suite, settings, folder, system=system, should_cancel=should_cancel,
+        block, records = run_suite(engine, suite, settings, folder, system=system, models=models,
+                                   should_cancel=should_cancel,
                                    on_progress=progress)
         offset += len(suite.problems)
         benchmarks[suite.name], per_problem[suite.name] = block, records
