@@ -100,7 +100,9 @@ def test_tiny_run_end_to_end(stack: Stack) -> None:
     assert {"step", "epoch", "loss", "ce", "kl", "lr", "grad_norm", "tokens_per_s"} <= set(train[0])
     ev = http.get(f"/runs/{rid}/evaluation").json()
     assert {"summary", "deltas", "samples", "models"} <= set(ev) and len(ev["samples"]) == 2
-    assert set(done["summary"]) == {"base", "sft", "deltas"} and done["summary"]["base"]["n"] == 2
+    assert {"base", "sft", "deltas", "accuracy_test"} <= set(done["summary"]) and done["summary"]["base"]["n"] == 2
+    assert done["summary"]["accuracy_test"]["p_value"] == ev["accuracy_test"]["p_value"]
+    assert 0 <= done["summary"]["accuracy_test"]["p_value"] <= 1
 
     # artifacts: the run folder, files and zipped folders
     names = {i["name"]: i["kind"] for i in http.get(f"/runs/{rid}/artifacts").json()["items"]}
