@@ -3,9 +3,11 @@
 - One base model per base id in memory; each run's LoRA adapter is attached to it (an LRU of
   ``max_adapters``), so a run's base and SFT share one set of weights and one batch (PEFT's
   mixed-adapter batches). A full fine-tune's weights load beside the base (an LRU of one).
-- Concurrent requests are batched: a request waits at most ``batch_wait_s`` for others, then all
-  pending rows (up to ``max_batch_rows``) generate together in one ``generate`` call. Beyond
-  ``max_pending`` waiting rows a request is refused (``Busy``: 429 with Retry-After).
+- Concurrent requests share a rolling batch (``distill.generation.rolling``): a request joins the rows
+  generating now at the next decode step, up to ``max_batch_rows`` rows, and each row leaves when it is
+  done. (Models whose cache cannot be merged fall back to static batches: a request waits at most
+  ``batch_wait_s`` for others, then they generate together.) Beyond ``max_pending`` waiting rows a
+  request is refused (``Busy``: 429 with Retry-After).
 - Model ids: ``run-N`` (the SFT model of run N), ``run-N:base`` and the base model's own id
   (e.g. ``smollm2-135m``).
 """
@@ -16,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import ApiError, NotFound, Unavailable
-from distill.generation.engine import Generation, Prompt
+from distill.generation.engine import Generation, GenerationCancelled, Prompt
 
 log = logging.getLogger("distill.service")
 BASE_SUFFIX = ":base"
@@ -55,6 +57,9 @@ class _Job:
     on_delta: Callable[[int, str], None] | None
     gone: threading.Event
     future: Future = field(default_factory=Future)
+    results: dict[int, Any] = field(default_factory=dict)  # prompt index -> Generation or error
+    ready: bool = False  # its models are loaded
+    admitted: set[int] = field(default_factory=set)  # prompt indices in the rolling batch
 
 
 class _BaseServer:
@@ -74,6 +79,9 @@ class _BaseServer:
         self.name, self.device, self.trust_remote_code = name, device, trust_remote_code
         self.max_adapters, self.max_batch_rows, self.max_pending = max_adapters, max_batch_rows, max_pending
         self.batch_wait_s = batch_wait_s
+        from distill.generation.rolling import RollingBatch
+
+        self.rolling = RollingBatch.supports(self.base, tok)  # else static batches (e.g. sliding-window caches)
         self.adapters: OrderedDict[str, str] = OrderedDict()  # model id -> PEFT adapter name
         self.full: OrderedDict[str, Any] = OrderedDict()  # model id -> model
         self.pending_rows = 0  # submitted, not finished
@@ -92,6 +100,113 @@ class _BaseServer:
         self.jobs.put(job)
         return job.future
 
+    def _loop(self) -> None:
+        if self.rolling:
+            self._roll()
+            return
+        while jobs := self._take():
+            self._run_static(jobs)
+
+    # --- rolling batch: requests join and leave between decode steps --------------------------
+    def _roll(self) -> None:
+        from distill.generation.rolling import RollingBatch
+
+        batch, waiting = RollingBatch(self.engine), deque()
+        while True:
+            if not batch and not waiting:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                waiting.append(job)
+            while True:  # everything queued now joins the line
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._fail_all(batch, waiting, Unavailable(f"{self.name} was unloaded; retry"))
+                    return
+                waiting.append(job)
+            try:
+                with self.engine.lock:
+                    self._admit(batch, waiting)
+                    batch.drop_missing(lambda model_id: not_found(model_id))
+                    batch.step()
+                    self.active_rows = len(batch)
+            except Exception as e:  # noqa: BLE001 - the rows in the batch get the error; the server goes on
+                log.exception("serving: a batch of %s failed", self.name)
+                batch.fail(e)
+                self.active_rows = 0
+
+    def _admit(self, batch: Any, waiting: deque[_Job]) -> None:
+        """Rows join in order while they fit. The batch runs one model object (a PEFT model serves all its
+        adapters and its base): rows for another (a full fine-tune) wait for it to drain."""
+        from distill.generation.rolling import Entry
+
+        while waiting:
+            job = waiting[0]
+            if job.gone.is_set():  # its caller went away: the rows not started end here
+                waiting.popleft()
+                for i in set(range(len(job.prompts))) - job.admitted:
+                    self._done(job, i)(GenerationCancelled())
+                continue
+            if not job.ready:
+                if len(batch) and any(t.kind == "full" and t.id not in self.engine.targets for t in job.targets):
+                    return  # loading a full model would unload the one generating now
+                try:
+                    for target in job.targets:
+                        self._ensure(target, in_use={e.prompt.model for e in batch.entries})
+                except Exception as e:  # noqa: BLE001 - this request gets the error
+                    waiting.popleft()
+                    job.future.set_exception(e)
+                    self._finish(job)
+                    continue
+                job.ready = True
+            left = [i for i in range(len(job.prompts)) if i not in job.admitted]
+            model = batch.model_of(batch.entries[0].prompt if len(batch) else job.prompts[left[0]])
+            room = self.max_batch_rows - len(batch)
+            joining = [i for i in left if batch.model_of(job.prompts[i]) is model][:max(room, 0)]
+            if joining:
+                batch.add([Entry(job.prompts[i], on_delta=self._delta(job, i), stopped=job.gone.is_set,
+                                 on_done=self._done(job, i)) for i in joining])
+                job.admitted.update(joining)
+            if len(job.admitted) < len(job.prompts):
+                return  # the rest of this request joins later, and the requests behind it after it
+            waiting.popleft()
+
+    @staticmethod
+    def _delta(job: _Job, i: int) -> Callable[[str], None] | None:
+        on_delta = job.on_delta
+        return None if on_delta is None else (lambda d: on_delta(i, d))
+
+    def _done(self, job: _Job, i: int) -> Callable[[Any], None]:
+        results: dict[int, Any] = job.results
+
+        def done(result: Any) -> None:
+            if isinstance(result, BaseException):
+                if not job.future.done():
+                    job.future.set_exception(result)
+            results[i] = result
+            if len(results) == len(job.prompts):
+                if not job.future.done():
+                    job.future.set_result([results[k] for k in range(len(job.prompts))])
+                self._finish(job)
+
+        return done
+
+    def _finish(self, job: _Job) -> None:
+        with self.lock:
+            self.pending_rows -= len(job.prompts)
+        if not job.future.done():
+            job.future.cancel()
+
+    def _fail_all(self, batch: Any, waiting: deque[_Job], error: BaseException) -> None:
+        batch.fail(error)
+        for job in waiting:
+            job.future.set_exception(error)
+            self._finish(job)
+
+    # --- static batches: models whose cache cannot be merged ----------------------------------
     def _take(self) -> list[_Job]:
         first = self.jobs.get()
         if first is None:
@@ -110,24 +225,20 @@ class _BaseServer:
             rows += len(nxt.prompts)
         return jobs
 
-    def _loop(self) -> None:
-        while jobs := self._take():
-            live = [j for j in jobs if not j.gone.is_set()]
-            try:
-                for job in live:
-                    for target in job.targets:
-                        self._ensure(target)
-                self._run(live)
-            except BaseException as e:  # noqa: BLE001 - each waiting request gets the error
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(e)
-            finally:
-                with self.lock:
-                    self.pending_rows -= sum(len(j.prompts) for j in jobs)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.cancel()
+    def _run_static(self, jobs: list[_Job]) -> None:
+        live = [j for j in jobs if not j.gone.is_set()]
+        try:
+            for job in live:
+                for target in job.targets:
+                    self._ensure(target)
+            self._run(live)
+        except BaseException as e:  # noqa: BLE001 - each waiting request gets the error
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(e)
+        finally:
+            for job in jobs:
+                self._finish(job)
 
     def _run(self, jobs: list[_Job]) -> None:
         prompts, owner = [], []
@@ -150,16 +261,17 @@ class _BaseServer:
             job.future.set_result([g for (jj, _), g in zip(owner, gens, strict=True) if jj == j])
 
     # --- models (in the batching thread, or under the engine's lock) ------------------------
-    def _ensure(self, target: Served) -> None:
+    def _ensure(self, target: Served, in_use: set[str] = frozenset()) -> None:
+        """Load what ``target`` needs; ``in_use``: model ids with rows generating now (not evicted)."""
         with self.engine.lock:
             if target.kind == "base":
                 self.engine.targets.setdefault(target.id, self.engine.targets[self.name])
             elif target.kind == "adapter":
-                self._attach(target)
+                self._attach(target, in_use)
             else:
                 self._load_full(target)
 
-    def _attach(self, target: Served) -> None:
+    def _attach(self, target: Served, in_use: set[str] = frozenset()) -> None:
         from peft import PeftModel
 
         from distill.generation.hf import BASE_ADAPTER
@@ -181,8 +293,9 @@ class _BaseServer:
                     self.engine.targets[name] = (model, BASE_ADAPTER)
         self.engine.targets[target.id] = (model, adapter)
         self.adapters[target.id] = adapter
-        while len(self.adapters) > self.max_adapters:
-            self._drop(next(iter(self.adapters)))
+        idle = [m for m in self.adapters if m not in in_use and m != target.id]
+        while len(self.adapters) > self.max_adapters and idle:
+            self._drop(idle.pop(0))
 
     def _load_full(self, target: Served) -> None:
         from distill.models import load_model

@@ -55,7 +55,7 @@ def render(tokenizer: Any, prompt: Prompt) -> str:
     return tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True, tokenize=False)
 
 
-class _Row:
+class Row:
     """One row's state while it generates: its text so far (decoded incrementally), thought, limits."""
 
     def __init__(self, tokenizer: Any, sampling: Sampling, prompt_tokens: int, starts_thinking: bool):
@@ -111,6 +111,10 @@ class _Row:
             self.done = True
         return delta
 
+    def result(self, time_s: float) -> Generation:
+        return Generation(text=self.text.strip(), new_tokens=self.count, finish_reason=self.finish, time_s=time_s,
+                          prompt_tokens=self.prompt_tokens, think_tokens=self.think_tokens, forced=self.forced)
+
     def forced_token(self, forced_close: list[int]) -> int | None:
         """The token the thinking budget makes this row take next, if any."""
         budget = self.s.max_thinking_tokens
@@ -146,10 +150,31 @@ def sample(scores: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor,
     return idx.gather(-1, pick).squeeze(-1)
 
 
+def choose_tokens(rows: Sequence[Row], scores: torch.Tensor, forced_close: list[int]) -> dict[int, int]:
+    """The next token of each row that does not take the argmax: forced by the thinking budget, or sampled."""
+    chosen: dict[int, int] = {}
+    sampled = []
+    for i, row in enumerate(rows):
+        if row.done:
+            continue
+        token = row.forced_token(forced_close)
+        if token is not None:
+            chosen[i] = token
+        elif row.s.temperature > 0:
+            sampled.append(i)
+    if sampled:
+        picked = [rows[i] for i in sampled]
+        uniform = torch.cat([torch.rand(1, generator=r.generator) for r in picked]).to(scores.device)
+        temps = scores.new_tensor([r.s.temperature for r in picked])
+        top_p = scores.new_tensor([r.s.top_p for r in picked])
+        chosen.update(zip(sampled, sample(scores[sampled], temps, top_p, uniform).tolist(), strict=True))
+    return chosen
+
+
 class _Rows:
     """The logits processor and stopping criteria of one batch: per-row sampling, forcing and stops."""
 
-    def __init__(self, rows: list[_Row], stops: list[int], forced_close: list[int], on_delta: OnDelta | None,
+    def __init__(self, rows: list[Row], stops: list[int], forced_close: list[int], on_delta: OnDelta | None,
                  indices: list[int], should_cancel: Callable[[], bool] | None, tuner: ThreadTuner | None,
                  stop_row: Callable[[int], bool] | None = None):
         self.rows, self.stops, self.forced_close = rows, set(stops), forced_close
@@ -159,22 +184,7 @@ class _Rows:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Force or sample each row's next token by making it the only finite score (generate then takes the
         argmax); greedy rows are left to the argmax."""
-        chosen: dict[int, int] = {}
-        sampled = []
-        for i, row in enumerate(self.rows):
-            if row.done:
-                continue
-            token = row.forced_token(self.forced_close)
-            if token is not None:
-                chosen[i] = token
-            elif row.s.temperature > 0:
-                sampled.append(i)
-        if sampled:
-            rows = [self.rows[i] for i in sampled]
-            uniform = torch.cat([torch.rand(1, generator=r.generator) for r in rows]).to(scores.device)
-            temps = scores.new_tensor([r.s.temperature for r in rows])
-            top_p = scores.new_tensor([r.s.top_p for r in rows])
-            chosen.update(zip(sampled, sample(scores[sampled], temps, top_p, uniform).tolist(), strict=True))
+        chosen = choose_tokens(self.rows, scores, self.forced_close)
         if chosen:
             at = torch.tensor(list(chosen), device=scores.device)
             scores[at] = float("-inf")
@@ -274,7 +284,7 @@ class HFEngine:
         device = next(model.parameters()).device
         self.tok.padding_side = "left"
         enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        rows = [_Row(self.tok, p.sampling, n, t.rstrip().endswith(THINK_OPEN))
+        rows = [Row(self.tok, p.sampling, n, t.rstrip().endswith(THINK_OPEN))
                 for p, t, n in zip(prompts, texts, lengths, strict=True)]
         tuner = ThreadTuner.for_device(device) if self.tune_threads else None
         ctl = _Rows(rows, self.stops, self.forced_close, on_delta, indices, should_cancel, tuner, stop_row)
@@ -294,6 +304,4 @@ class HFEngine:
                 tuner.restore()
         elapsed = time.perf_counter() - t0
         total = max(sum(r.count for r in rows), 1)
-        return [Generation(text=r.text.strip(), new_tokens=r.count, finish_reason=r.finish,
-                           time_s=elapsed * r.count / total, prompt_tokens=r.prompt_tokens,
-                           think_tokens=r.think_tokens, forced=r.forced) for r in rows]
+        return [r.result(elapsed * r.count / total) for r in rows]

@@ -110,6 +110,33 @@ def test_streaming_is_chunked_as_openai_does_and_matches_the_plain_answer(client
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
 
 
+def test_a_request_joins_the_batch_generating_now_instead_of_waiting_for_it(client, served) -> None:
+    api, lora, _ = served
+    events: list[tuple[str, float]] = []
+    started = threading.Event()
+
+    def long_answer() -> None:
+        chunks = 0
+        for chunk in _chat(client, f"run-{lora}", max_tokens=600, temperature=0, stream=True,
+                           stream_options={"include_usage": True}):
+            chunks += 1
+            if chunks == 3:
+                started.set()
+            if not chunk.choices:
+                events.append(("long done", chunk.usage.completion_tokens))
+
+    t = threading.Thread(target=long_answer)
+    t.start()
+    assert started.wait(60)
+    short = _chat(client, f"run-{lora}:base", max_tokens=3, temperature=0)
+    events.append(("short done", short.usage.completion_tokens))
+    t.join(120)
+    # The short request was answered while the long one still generated (a static batch would hold it back
+    # until the long one ended), and the long one ran to its limit.
+    assert [e[0] for e in events] == ["short done", "long done"], events
+    assert events[1][1] == 600 and events[0][1] <= 3
+
+
 def test_raw_completions_stop_and_the_done_marker(client, served) -> None:
     api, lora, full = served
     r = client.completions.create(model=f"run-{full}", prompt="Once upon a time", max_tokens=8, temperature=0)

@@ -1,0 +1,113 @@
+"""The rolling batch (serving): rows that join a running batch at different steps, and leave it when done,
+answer exactly what the static engine answers: greedy, seeded sampling, base and SFT rows side by side,
+limits, stops and the thinking budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill.data.builtin import SYSTEM_PROMPT
+from distill.data.prepare import to_prompt_completion
+from distill.data.sources import load_examples
+from distill.generation.engine import Generation, Prompt, Sampling
+from distill.generation.hf import HFEngine, render
+from distill.generation.rolling import Entry, RollingBatch
+from distill.models import load_model
+
+
+@pytest.fixture(scope="module")
+def convs() -> list[list[dict]]:
+    examples, _ = load_examples("builtin:reasoning", 5, split="eval")
+    return [to_prompt_completion(e, SYSTEM_PROMPT)["prompt"] for e in examples] + [[{"role": "user", "content": "Hi"}]]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path, tiny_tokenizer) -> HFEngine:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(load_model(tiny_model_path), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                                   task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    # float64: what is checked is the bookkeeping (padding, positions, merged caches, adapters per row)
+    return HFEngine.for_pair(model.double().eval(), tiny_tokenizer, batch_size=64, tune_threads=False)
+
+
+def _roll(engine: HFEngine, prompts: list[Prompt], joins: dict[int, list[int]],
+          stop_after: dict[int, int] | None = None) -> tuple[dict[int, Generation], dict[int, str], int]:
+    """Run the rolling batch: prompts ``joins[step]`` join at that step; ``stop_after[i]``: prompt i's caller
+    goes away after that many deltas. Returns the generations, the streamed text and the steps taken."""
+    batch, out, streamed, step = RollingBatch(engine), {}, {i: "" for i in range(len(prompts))}, 0
+    stop_after = stop_after or {}
+    counts = dict.fromkeys(range(len(prompts)), 0)
+
+    def delta(i: int):
+        def on(d: str) -> None:
+            streamed[i] += d
+            counts[i] += 1
+        return on
+
+    while step <= max(joins) or len(batch):
+        batch.add([Entry(prompts[i], on_delta=delta(i), on_done=lambda g, i=i: out.__setitem__(i, g),
+                         stopped=lambda i=i: i in stop_after and counts[i] >= stop_after[i])
+                   for i in joins.get(step, [])])
+        batch.step()
+        step += 1
+    return out, streamed, step
+
+
+def test_rows_joining_at_different_steps_answer_as_the_static_engine(engine, convs):
+    s = Sampling(max_new_tokens=12)
+    prompts = [Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")]
+    want = engine.generate(prompts)
+    got, streamed, _ = _roll(engine, prompts, {0: [0, 1, 2], 3: [3, 4, 5, 6], 7: [7, 8], 8: [9, 10, 11]})
+    assert [(got[i].text, got[i].new_tokens, got[i].finish_reason) for i in range(len(prompts))] == \
+        [(g.text, g.new_tokens, g.finish_reason) for g in want]
+    assert [streamed[i].strip() for i in range(len(prompts))] == [g.text for g in want]
+    assert want[0].text != want[1].text  # base and SFT differ: rows were not mixed up unnoticed
+
+
+def test_seeded_sampling_limits_stops_and_budget_match_the_static_engine(engine, tiny_tokenizer, convs):
+    thinking = render(tiny_tokenizer, Prompt(model="sft", messages=convs[0])) + "<think>\n"
+    full = engine.generate([Prompt(model="sft", messages=convs[1], sampling=Sampling(max_new_tokens=12))])[0]
+    prompts = [
+        Prompt(model="sft", messages=convs[0], sampling=Sampling(max_new_tokens=10, temperature=0.9, top_p=0.9, seed=7)),
+        Prompt(model="base", messages=convs[2], sampling=Sampling(max_new_tokens=3)),
+        Prompt(model="sft", messages=convs[1], sampling=Sampling(max_new_tokens=12, stop=(full.text[2:4],))),
+        Prompt(model="sft", text=thinking, sampling=Sampling(max_new_tokens=16, max_thinking_tokens=4)),
+    ]
+    want = engine.generate(prompts)
+    got, _, _ = _roll(engine, prompts, {0: [1], 1: [0, 2], 2: [3]})
+    assert [(got[i].text, got[i].new_tokens, got[i].forced) for i in range(4)] == \
+        [(g.text, g.new_tokens, g.forced) for g in want]
+    assert got[1].new_tokens <= 3 and got[2].finish_reason == "stop" and got[3].forced
+
+
+def test_a_row_whose_caller_left_stops_and_the_others_go_on(engine, convs):
+    s = Sampling(max_new_tokens=12)
+    prompts = [Prompt(model="sft", messages=c, sampling=s) for c in convs[:3]]
+    want = engine.generate(prompts)
+    got, streamed, _ = _roll(engine, prompts, {0: [0, 1, 2]}, stop_after={1: 2})
+    assert got[1].finish_reason == "stop" and got[1].new_tokens < want[1].new_tokens
+    assert [got[i].text for i in (0, 2)] == [want[i].text for i in (0, 2)]
+
+
+def test_a_row_whose_model_was_removed_ends_with_the_error(engine, convs):
+    batch, out = RollingBatch(engine), {}
+    engine.targets["gone"] = engine.targets["sft"]
+    batch.add([Entry(Prompt(model=m, messages=convs[0], sampling=Sampling(max_new_tokens=8)),
+                     on_done=lambda g, m=m: out.__setitem__(m, g)) for m in ("gone", "base")])
+    del engine.targets["gone"]
+    batch.drop_missing(lambda m: LookupError(f"model {m} removed"))
+    assert isinstance(out["gone"], LookupError) and "gone" in str(out["gone"]) and len(batch) == 1
+    while len(batch):
+        batch.step()
+    assert isinstance(out["base"], Generation) and out["base"].new_tokens > 0
+
+
+def test_supports_full_attention_models(engine, tiny_tokenizer):
+    assert RollingBatch.supports(engine.targets["sft"][0], tiny_tokenizer)
