@@ -111,3 +111,15 @@ def test_a_row_whose_model_was_removed_ends_with_the_error(engine, convs):
 
 def test_supports_full_attention_models(engine, tiny_tokenizer):
     assert RollingBatch.supports(engine.targets["sft"][0], tiny_tokenizer)
+
+
+def test_rows_whose_prefill_fails_end_with_the_error_and_the_batch_goes_on(engine, convs):
+    batch, out = RollingBatch(engine), {}
+    batch.add([Entry(Prompt(model="base", messages=convs[0], sampling=Sampling(max_new_tokens=6)),
+                     on_done=lambda g: out.__setitem__("ok", g))])
+    bad = Prompt(model="sft", messages=[{"role": "nobody", "content": None}], sampling=Sampling(max_new_tokens=6))
+    batch.add([Entry(bad, on_done=lambda g: out.__setitem__("bad", g))])
+    assert isinstance(out["bad"], Exception) and len(batch) == 1
+    while len(batch):
+        batch.step()
+    assert isinstance(out["ok"], Generation) and out["ok"].new_tokens > 0

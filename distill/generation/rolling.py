@@ -71,21 +71,27 @@ class RollingBatch:
 
     # --- one step ----------------------------------------------------------------------------
     def add(self, entries: list[Entry]) -> None:
-        """Prefill new rows and merge them into the batch; each takes its first token."""
+        """Prefill new rows and merge them into the batch; each takes its first token. Rows whose prefill
+        fails end with the error at once."""
         if not entries:
             return
-        model = self.model_of(entries[0].prompt)
-        tok = self.engine.tok
-        texts = [render(tok, e.prompt) for e in entries]
-        tok.padding_side = "left"
-        device = next(model.parameters()).device
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        for e, t, n in zip(entries, texts, enc["attention_mask"].sum(-1).tolist(), strict=True):
-            e.row = Row(tok, e.prompt.sampling, n, t.rstrip().endswith(THINK_OPEN))
-        cache = DynamicCache(config=getattr(model, "config", None))
-        mask = enc["attention_mask"]
-        logits = self._forward(model, entries, enc["input_ids"], mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
-        first = self._pick([e.row for e in entries], logits)
+        try:
+            model = self.model_of(entries[0].prompt)
+            tok = self.engine.tok
+            texts = [render(tok, e.prompt) for e in entries]
+            tok.padding_side = "left"
+            device = next(model.parameters()).device
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            for e, t, n in zip(entries, texts, enc["attention_mask"].sum(-1).tolist(), strict=True):
+                e.row = Row(tok, e.prompt.sampling, n, t.rstrip().endswith(THINK_OPEN))
+            cache = DynamicCache(config=getattr(model, "config", None))
+            mask = enc["attention_mask"]
+            logits = self._forward(model, entries, enc["input_ids"], mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
+            first = self._pick([e.row for e in entries], logits)
+        except Exception as e:  # noqa: BLE001 - these rows end with the error; the batch goes on
+            for entry in entries:
+                entry.on_done(e)
+            return
         if self.entries:
             self._merge(cache, mask)
             self.next_ids = torch.cat([self.next_ids, first])
