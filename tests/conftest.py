@@ -51,6 +51,26 @@ def tiny_tokenizer(tiny_model_path):
 
 
 @pytest.fixture(scope="session")
+def random_lora_model(tiny_model_path):
+    """The tiny model with a random LoRA adapter that changes its answers, in float64: generation tests check
+    the batching logic (padding, positions, caches, per-row adapters, stopping), not float32 summation order,
+    which may legitimately differ between a batch and a single row."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from distill.models import load_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(load_model(tiny_model_path), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                                   task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    return model.double().eval()
+
+
+@pytest.fixture(scope="session")
 def gsm8k_path() -> Path:
     if not SHARED_GSM8K.is_file():
         pytest.skip(f"GSM8K data not present at {SHARED_GSM8K}")

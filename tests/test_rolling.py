@@ -5,7 +5,6 @@ limits, stops and the thinking budget."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from distill.data.builtin import SYSTEM_PROMPT
 from distill.data.prepare import to_prompt_completion
@@ -13,7 +12,6 @@ from distill.data.sources import load_examples
 from distill.generation.engine import Generation, Prompt, Sampling
 from distill.generation.hf import HFEngine, render
 from distill.generation.rolling import Entry, RollingBatch
-from distill.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -23,18 +21,8 @@ def convs() -> list[list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_path, tiny_tokenizer) -> HFEngine:
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(0)
-    model = get_peft_model(load_model(tiny_model_path), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                                                   task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    # float64: what is checked is the bookkeeping (padding, positions, merged caches, adapters per row)
-    return HFEngine.for_pair(model.double().eval(), tiny_tokenizer, batch_size=64, tune_threads=False)
+def engine(random_lora_model, tiny_tokenizer) -> HFEngine:
+    return HFEngine.for_pair(random_lora_model, tiny_tokenizer, batch_size=64, tune_threads=False)
 
 
 def _roll(engine: HFEngine, prompts: list[Prompt], joins: dict[int, list[int]],
