@@ -130,7 +130,7 @@ class _BaseServer:
             try:
                 with self.engine.lock:
                     self._admit(batch, waiting)
-                    batch.drop_missing(lambda model_id: not_found(model_id))
+                    batch.drop_missing(not_found)
                     batch.step()
                     self.active_rows = len(batch)
             except Exception as e:  # noqa: BLE001 - the rows in the batch get the error; the server goes on
