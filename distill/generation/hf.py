@@ -4,7 +4,7 @@
   a PEFT model, base and SFT rows share a batch (``adapter_names``: ``"__base__"`` = adapter off).
 - Each row samples on its own (:class:`_Rows`): temperature, top-p and a seeded generator per row,
   so a seeded row gives the same text whatever rows share its batch, and requests with different
-  settings can share one batch (the service batches concurrent requests this way).
+  settings can share one batch (the service's rolling batch, ``rolling.py``, steps the same rows).
 - Budget forcing: a row whose thought reaches ``max_thinking_tokens`` gets ``\\n</think>\\n\\n``
   forced, one token per step, and then answers.
 - Per-row stop strings, token limits and streaming of text deltas.

@@ -286,6 +286,20 @@ def test_benchmarks_leaderboard_and_problem_view(page: Any, studio: Studio) -> N
     assert not pg.js_errors, pg.js_errors
 
 
+def test_playground_offers_trained_runs_not_their_benchmark_jobs(page: Any, studio: Studio) -> None:
+    rid = benchmarked_run(studio)  # its benchmark job is now the newest succeeded run
+    jobs = [r["id"] for r in studio.api.get("/runs?status=succeeded").json()["items"] if r["parent_id"] is not None]
+    assert jobs
+    pg = page
+    open_ui(pg, f"{studio.url}/ui/?tab=playground")
+    tab(pg, "Playground")
+    pg.wait_for_function("() => (document.querySelector('#pg-run input')?.value || '').startsWith('#')", timeout=20_000)
+    pg.locator("#pg-run input").click()
+    options = [o.split("\n")[-1] for o in pg.locator("ul[role=listbox] li").all_inner_texts()]  # less the ✓ mark
+    assert options and all(not o.startswith(f"#{j} ") for o in options for j in jobs), options
+    assert any(o.startswith(f"#{rid} ") for o in options), options
+
+
 def test_cancel_a_second_run(page: Any, studio: Studio) -> None:
     # Long enough to be caught while training: many rows, several epochs.
     run = studio.create_run(name="to cancel", **dict(TINY, max_samples=400, epochs=20, eval_samples=1))

@@ -126,9 +126,11 @@ class Ctx:
 
 
 def run_choices(api: ApiClient, status: str | None = None, limit: int = 100,
-                with_status: bool = False) -> list[tuple[str, int]]:
+                with_status: bool = False, trained_only: bool = False) -> list[tuple[str, int]]:
+    """(label, id) per run; ``trained_only`` leaves out benchmark jobs (they measure a run's models, have none)."""
     page = api.list_runs(status=status, limit=limit)
-    return [(run_label(r, with_status), int(r["id"])) for r in page.get("items", [])]
+    return [(run_label(r, with_status), int(r["id"])) for r in page.get("items", [])
+            if not (trained_only and r.get("parent_id") is not None)]
 
 
 def error_text(exc: Exception) -> str:

@@ -146,7 +146,7 @@ async def generate(ctx: Ctx, m: Manager, run_id: Any, prompt: str, system: str, 
 
 
 def succeeded_choices(ctx: Ctx) -> list[tuple[str, int]]:
-    return run_choices(ctx.api, status="succeeded")
+    return run_choices(ctx.api, status="succeeded", trained_only=True)
 
 
 def refresh(ctx: Ctx, m: Manager, current: Any) -> dict[Any, Any]:
