@@ -147,8 +147,7 @@ class _BaseServer:
             job = waiting[0]
             if job.gone.is_set():  # its caller went away: the rows not started end here
                 waiting.popleft()
-                for i in set(range(len(job.prompts))) - job.admitted:
-                    self._done(job, i)(GenerationCancelled())
+                self._end_unstarted(job, GenerationCancelled())
                 continue
             if not job.ready:
                 if len(batch) and any(t.kind == "full" and t.id not in self.engine.targets for t in job.targets):
@@ -158,8 +157,7 @@ class _BaseServer:
                         self._ensure(target, in_use={e.prompt.model for e in batch.entries})
                 except Exception as e:  # noqa: BLE001 - this request gets the error
                     waiting.popleft()
-                    job.future.set_exception(e)
-                    self._finish(job)
+                    self._end_unstarted(job, e)
                     continue
                 job.ready = True
             left = [i for i in range(len(job.prompts)) if i not in job.admitted]
@@ -200,11 +198,15 @@ class _BaseServer:
         if not job.future.done():
             job.future.cancel()
 
+    def _end_unstarted(self, job: _Job, error: BaseException) -> None:
+        """The job's rows not in the batch end with ``error`` (those in it end as the batch goes on)."""
+        for i in set(range(len(job.prompts))) - job.admitted:
+            self._done(job, i)(error)
+
     def _fail_all(self, batch: Any, waiting: deque[_Job], error: BaseException) -> None:
         batch.fail(error)
         for job in waiting:
-            job.future.set_exception(error)
-            self._finish(job)
+            self._end_unstarted(job, error)
 
     # --- static batches: models whose cache cannot be merged ----------------------------------
     def _take(self) -> list[_Job]:

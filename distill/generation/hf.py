@@ -58,7 +58,7 @@ def render(tokenizer: Any, prompt: Prompt) -> str:
 class Row:
     """One row's state while it generates: its text so far (decoded incrementally), thought, limits."""
 
-    def __init__(self, tokenizer: Any, sampling: Sampling, prompt_tokens: int, starts_thinking: bool):
+    def __init__(self, tokenizer: Any, sampling: Sampling, prompt_tokens: int, prompt_text: str):
         self.tok, self.s = tokenizer, sampling
         self.prompt_tokens = prompt_tokens
         self.ids: list[int] = []
@@ -67,7 +67,7 @@ class Row:
         self.count = 0
         self.done = False
         self.finish = "length"
-        self.in_thought = starts_thinking
+        self.in_thought = prompt_text.rstrip().endswith(THINK_OPEN)  # the prompt opened the thought
         self.think_tokens = 0
         self.forced = False
         self.force_queue: list[int] = []
@@ -284,7 +284,7 @@ class HFEngine:
         device = next(model.parameters()).device
         self.tok.padding_side = "left"
         enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        rows = [Row(self.tok, p.sampling, n, t.rstrip().endswith(THINK_OPEN))
+        rows = [Row(self.tok, p.sampling, n, t)
                 for p, t, n in zip(prompts, texts, lengths, strict=True)]
         tuner = ThreadTuner.for_device(device) if self.tune_threads else None
         ctl = _Rows(rows, self.stops, self.forced_close, on_delta, indices, should_cancel, tuner, stop_row)

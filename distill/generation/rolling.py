@@ -27,7 +27,6 @@ from transformers.cache_utils import DynamicLayer
 
 from distill.generation.engine import Generation, Prompt
 from distill.generation.hf import BASE_ADAPTER, HFEngine, Row, choose_tokens, render
-from distill.reasoning import THINK_OPEN
 
 
 @dataclass
@@ -83,7 +82,7 @@ class RollingBatch:
             device = next(model.parameters()).device
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             for e, t, n in zip(entries, texts, enc["attention_mask"].sum(-1).tolist(), strict=True):
-                e.row = Row(tok, e.prompt.sampling, n, t.rstrip().endswith(THINK_OPEN))
+                e.row = Row(tok, e.prompt.sampling, n, t)
             cache = DynamicCache(config=getattr(model, "config", None))
             mask = enc["attention_mask"]
             logits = self._forward(model, entries, enc["input_ids"], mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
@@ -118,11 +117,14 @@ class RollingBatch:
 
     def drop_missing(self, error_for: Callable[[str], BaseException]) -> None:
         """Rows whose model is no longer served (a run deleted meanwhile) end with ``error_for(model id)``."""
-        gone = [i for i, e in enumerate(self.entries) if e.prompt.model not in self.engine.targets]
-        for i in gone:
-            self.entries[i].on_done(error_for(self.entries[i].prompt.model))
-        if gone:
-            self._keep([i for i in range(len(self.entries)) if i not in set(gone)])
+        keep = []
+        for i, e in enumerate(self.entries):
+            if e.prompt.model in self.engine.targets:
+                keep.append(i)
+            else:
+                e.on_done(error_for(e.prompt.model))
+        if len(keep) < len(self.entries):
+            self._keep(keep)
 
     # --- helpers -----------------------------------------------------------------------------
     def _forward(self, model: Any, entries: list[Entry], ids: torch.Tensor, mask: torch.Tensor,

@@ -63,7 +63,6 @@ def trained(stack) -> dict:
     return run
 
 
-
 def _as_stored(records: list[dict]) -> list[dict]:
     """The API's records less the display parts it adds to each answer, after checking those parts."""
     out = []
@@ -79,6 +78,7 @@ def _as_stored(records: list[dict]) -> list[dict]:
             record[model] = answers
         out.append(record)
     return out
+
 
 def test_the_runs_own_evaluation_is_a_benchmark_result(stack, trained) -> None:
     http, _, _, _ = stack
