@@ -28,6 +28,7 @@ from backend.routes import (
     health,
     logs,
     metrics,
+    traces,
     openai_api,
     runs,
 )
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
-    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets):
+    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets, traces):
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)

@@ -198,10 +198,18 @@ class ModelsOut(BaseModel):
 class DatasetOut(BaseModel):
     id: str
     name: str
-    kind: Literal["builtin", "upload"]
-    ref: str
+    kind: Literal["builtin", "upload", "generated"]
+    ref: str  # what --dataset takes (a generated dataset: its dataset.jsonl, which the CLI reads too)
     rows: int | None
     report: dict[str, Any] | None = None
+    run_id: int | None = None  # a generated dataset: the run that made it
+
+
+class TracesOut(BaseModel):
+    run_id: int
+    report: dict[str, Any] | None  # data_report.json: the funnel, rejections by reason, the teacher's pass@1
+    total: int  # problems matching the filter
+    items: list[dict[str, Any]]  # generations.jsonl rows: a problem, its samples and their verdicts
 
 
 class DatasetList(BaseModel):

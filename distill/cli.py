@@ -21,6 +21,7 @@ from distill.resolve import resolve_config
 GROUP_TITLES = {
     "run": "run", "model": "model", "data": "data", "training": "training",
     "lora": "LoRA", "kl": "KL regularization", "evaluation": "evaluation", "engine": "generation engine",
+    "teacher": "teacher (trace generation: --mode generate)",
 }
 
 

@@ -26,6 +26,9 @@ from distill.errors import UserError
 
 EMBEDDED_MODEL = "smollm2-135m"
 BUILTIN_DATASET = "builtin:reasoning"
+# open-r1's prompt for OpenR1-Math-220k (scripts/generate_reasoning.py).
+OPEN_R1_PROMPT = ("You will be given a problem. Please reason step by step, and put your final answer within "
+                  "\\boxed{}:\n{problem}")
 
 
 def _f(default: Any, group: str, help: str, *, reference: Any = None, **kw: Any) -> Any:
@@ -54,12 +57,16 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # --- run ---
-    mode: Literal["all", "train", "evaluate"] = _f("all", "run", "Pipeline mode: all = train then evaluate")
+    mode: Literal["all", "train", "evaluate", "generate"] = _f(
+        "all", "run",
+        "Pipeline mode: all = train then evaluate (with --teacher_model: generate traces first); generate = build a "
+        "training set from a teacher's verified traces on the --dataset problems")
     preset: str | None = _f(None, "run", "Named preset filling the fields below (see --list_presets)")
     name: str | None = _f(None, "run", "Run name (free text)")
     output_dir: str | None = _f(None, "run", "Run folder; default $DISTILL_HOME/distillation/run_YYYYMMDD_HHMMSS")
     seed: int = _f(42, "run", "Random seed (data shuffle, generator, init)")
-    resume: bool = _f(False, "run", "Resume training from the last checkpoint in --output_dir")
+    resume: bool = _f(False, "run", "Resume from --output_dir: training from its last checkpoint, trace generation "
+                      "from the problems already answered")
     num_gpus: int = _f(
         1, "run",
         "GPUs for training: >1 trains N processes through accelerate launch (DDP; without CUDA, N CPU processes), "
@@ -142,7 +149,41 @@ class RunConfig(BaseModel):
                                 "its API key is read from DISTILL_ENGINE_API_KEY")
     engine_base_model: str | None = _f(None, "engine", "The server's name for the base model (default: --model)")
     engine_sft_model: str | None = _f(None, "engine", "The server's name for the fine-tuned model (e.g. a vLLM --lora-modules name, or run-N)")
-    engine_concurrency: int = _f(8, "engine", "Requests in flight at once (engine openai)", ge=1, le=1024)
+    engine_concurrency: int = _f(8, "engine", "Requests in flight at once (engine openai, and a teacher at --teacher_url)", ge=1, le=1024)
+
+    # --- teacher (trace generation) ---
+    teacher_model: str | None = _f(
+        None, "teacher",
+        "The model that writes the reasoning traces: with --teacher_url the server's name for it (run-N for a run "
+        "served by this service's /v1); without, a local model generated in-process (hub id, folder, smollm2-135m, "
+        "or a run's final_model / merged_model folder)")
+    teacher_url: str | None = _f(None, "teacher", "An OpenAI-compatible server for the teacher (vLLM, SGLang, "
+                                 "DeepSeek's API, llama.cpp, this service's /v1); its key is read from "
+                                 "DISTILL_TEACHER_API_KEY and never stored")
+    num_generations: int = _f(4, "teacher", "Traces the teacher writes per problem", ge=1, le=64)
+    teacher_temperature: float = _f(0.6, "teacher", "The teacher's sampling temperature", ge=0.0, le=2.0)
+    teacher_top_p: float = _f(0.95, "teacher", "The teacher's nucleus sampling top-p", gt=0.0, le=1.0)
+    teacher_max_tokens: int = _f(4096, "teacher", "Max tokens per trace (thought and answer)", gt=0, le=262_144)
+    teacher_prompt: str = _f(OPEN_R1_PROMPT, "teacher", "The user message sent to the teacher; {problem} is replaced "
+                             "by the problem (the default is open-r1's)")
+    teacher_system: str | None = _f(None, "teacher", "System prompt for the teacher and the training rows (default: "
+                                    "the dataset's own, e.g. builtin:reasoning's; none for other data)")
+    teacher_timeout: float = _f(600.0, "teacher", "Seconds a teacher request may take before it is retried", gt=0,
+                                le=86_400)
+    max_teacher_tokens: int | None = _f(None, "teacher", "Token budget for the whole job (prompt + completion): the "
+                                        "job stops cleanly once it is spent, keeping everything finished",
+                                        ge=1, le=10**13)
+    keep: Literal["all_correct", "shortest_correct", "first_correct", "all"] = _f(
+        "all_correct", "teacher",
+        "Which traces become training rows: every distinct correct one, the shortest correct one per problem, the "
+        "first correct one, or all complete traces whether right or not (unverified)")
+    decontaminate: list[str] | None = _f(
+        None, "teacher",
+        "Benchmarks whose problems are removed before any teacher call (a shared word 8-gram): suite names or "
+        "NAME=PATH as --benchmarks takes them; default every suite of --benchmarks except heldout that can be "
+        "loaded; 'none' turns it off")
+    dedup_jaccard: float = _f(0.9, "teacher", "Problems whose word-trigram MinHash similarity to an earlier one "
+                              "reaches this are near-duplicates and dropped (1 = exact duplicates only)", gt=0.0, le=1.0)
 
     @field_validator("model", "dataset")
     @classmethod
@@ -171,6 +212,31 @@ class RunConfig(BaseModel):
             raise ValueError(str(e)) from None
         return v
 
+    @field_validator("decontaminate", mode="before")
+    @classmethod
+    def _split_decontaminate(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        items = cls._split_benchmarks(v)
+        return [] if isinstance(items, list) and [i.lower() for i in items] == ["none"] else items
+
+    @field_validator("decontaminate")
+    @classmethod
+    def _known_decontaminate(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else cls._known_benchmarks(v)
+
+    @field_validator("teacher_prompt")
+    @classmethod
+    def _has_problem(cls, v: str) -> str:
+        if "{problem}" not in v:
+            raise ValueError("must contain {problem}, where the problem goes")
+        return v
+
+    @field_validator("teacher_model", "teacher_url")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v.strip() or None if v is not None else None
+
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str | None) -> str | None:
@@ -182,7 +248,13 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _mode_needs(self) -> "RunConfig":
-        if self.engine == "openai":
+        if self.mode == "generate" and not self.teacher_model:
+            raise ValueError("--mode generate needs --teacher_model (the model that writes the traces)")
+        if self.teacher_url and not self.teacher_model:
+            raise ValueError("--teacher_url needs --teacher_model (the server's name for the teacher)")
+        if self.mode == "evaluate" and self.teacher_model:
+            raise ValueError("--mode evaluate does not use --teacher_model (generate, train or all do)")
+        if self.engine == "openai" and self.mode != "generate":
             if not self.engine_url:
                 raise ValueError("--engine openai needs --engine_url (the server's base URL, e.g. http://HOST:8000/v1)")
             if self.mode != "train" and not self.engine_sft_model:
@@ -193,6 +265,11 @@ class RunConfig(BaseModel):
         return self
 
     # --- helpers ---
+    @property
+    def generates_traces(self) -> bool:
+        """The run asks a teacher for traces first (mode generate, or train/all with a teacher)."""
+        return self.teacher_model is not None and self.mode != "evaluate"
+
     @property
     def effective_max_samples(self) -> int | None:
         if self.max_samples is None and self.dataset.startswith("builtin:"):

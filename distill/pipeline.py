@@ -30,7 +30,7 @@ from distill.data.prepare import (
 from distill.data.schema import ReasoningExample
 from distill.data.sources import load_examples
 from distill.distributed import launches_processes
-from distill.errors import RunCancelled
+from distill.errors import RunCancelled, UserError
 from distill.evaluation.prompts import GENERAL_PROMPTS
 from distill.evaluation.suites import (
     HELDOUT,
@@ -45,7 +45,7 @@ from distill.generation.engine import GenerationCancelled
 from distill.models import ensure_local_model, load_model, load_tokenizer, save_model
 from distill.report import write_report_md
 from distill.resolve import uses_dataset
-from distill.rundir import RunDir, model_kind
+from distill.rundir import ADAPTER_FILE, RunDir, model_kind
 
 log = logging.getLogger("distill")
 GENERAL = "general"
@@ -188,6 +188,10 @@ def run_pipeline(config: RunConfig, hooks: PipelineHooks | None = None) -> RunRe
 
 def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     result = RunResult(output_dir=run.root)
+    if config.generates_traces:
+        from distill.traces.run import check_resumable
+
+        check_resumable(json.loads(run.config.read_text()) if run.config.is_file() else None, config, run)
     run.config.write_text(json.dumps(config.to_json(), indent=2))
     log.info("Run folder: %s", run.root)
     t_start = time.perf_counter()
@@ -195,6 +199,12 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
     evaluating = config.mode in ("all", "evaluate")
 
     remote = config.engine == "openai"
+    traces = None
+    if config.generates_traces:
+        traces = trace_stage(config, hooks, run, hold_out=evaluating and asks_heldout(config.benchmarks))
+        result.data_report, result.timings["generate_s"] = traces.report, traces.seconds
+        if config.mode == "generate":
+            return _finish(result, run, t_start)
     hooks.stage("load")
     model_path = tokenizer = None
     if training or not remote:  # a remote engine needs no local weights to evaluate
@@ -205,11 +215,15 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
 
     hooks.stage("data")
     hold_out = evaluating and asks_heldout(config.benchmarks)
-    train_examples, stats, held_out = load_splits(config, hold_out) if uses_dataset(config) else ([], None, [])
+    if traces is not None:
+        train_examples, stats, held_out = traces.training_split(run)
+    else:
+        train_examples, stats, held_out = load_splits(config, hold_out) if uses_dataset(config) else ([], None, [])
     suites = load_suites(config, held_out) if evaluating else []
     engine = remote_engine(config) if evaluating and remote else None
     if training:
         train_rows, val_rows, report = prepare_rows(config, tokenizer, train_examples, stats)
+        report = {**(traces.report if traces else {}), **report}
         run.data_report.write_text(json.dumps(report, indent=2))
         result.data_report = report
         log.info("Data: %d train rows, %d validation rows (token length p50 %s, p95 %s, max %s)",
@@ -271,10 +285,89 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
             trained = PeftModel.from_pretrained(load_model(model_path), str(run.final_model))
         save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
 
+    return _finish(result, run, t_start)
+
+
+def _finish(result: RunResult, run: RunDir, t_start: float) -> RunResult:
     result.timings["total_s"] = time.perf_counter() - t_start
     run.timings.write_text(json.dumps(result.timings, indent=2))
     log.info("Done in %.1f s: %s", result.timings["total_s"], run.root)
     return result
+
+
+@dataclass
+class Traces:
+    """What the generate stage hands on to training and evaluation."""
+
+    report: dict[str, Any]
+    kept: int
+    held_out: list[ReasoningExample]
+    seconds: float
+
+    def training_split(self, run: RunDir) -> tuple[list[ReasoningExample], Any, list[ReasoningExample]]:
+        if not self.kept:
+            f = self.report["funnel"]
+            raise TraceError(f"the teacher left no trace to train on: {f['asked']} problems asked, {f['samples']} "
+                             f"samples, {f['correct']} correct, 0 kept ({run.generations} has every verdict)")
+        examples, stats = load_examples(str(run.dataset), None)
+        return examples, stats, self.held_out
+
+
+class TraceError(UserError, RuntimeError):
+    """Trace generation left nothing to go on with."""
+
+
+def trace_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, hold_out: bool) -> Traces:
+    """Teacher checked first, then the problems planned (nothing asked yet), then generation."""
+    from distill.traces.run import generate, messages_for, plan
+
+    hooks.stage("load")
+    engine = teacher_engine(config)
+    student = load_tokenizer(ensure_local_model(config.model), config.trust_remote_code)
+    ensure_chat_template(student)
+    hooks.check_cancel()
+    hooks.stage("data")
+    planned = plan(config, config.eval_samples if hold_out else 0)
+    hooks.check_cancel()
+    hooks.stage("generate")
+    t0 = time.perf_counter()
+    try:
+        made = generate(config, planned, engine, student, run, hooks.should_cancel, hooks.on_progress)
+    finally:
+        engine.close()
+    held = [ReasoningExample(prompt=messages_for(config, planned.system, p.prompt)[-1]["content"], reasoning="",
+                             answer="", system=planned.system, ground_truth=p.answer) for p in planned.held_out]
+    return Traces(made.report, made.kept, held, time.perf_counter() - t0)
+
+
+def teacher_engine(config: RunConfig) -> Any:
+    """The teacher: an OpenAI-compatible server, checked now (reachable, key accepted, model served), or a local
+    model in this process (a LoRA adapter folder rides on its base)."""
+    from distill.traces.run import TEACHER, TEACHER_KEY_ENV
+
+    if config.teacher_url:
+        from distill.generation.remote import OpenAIEngine
+
+        engine = OpenAIEngine(config.teacher_url, {TEACHER: str(config.teacher_model)},
+                              concurrency=config.engine_concurrency, timeout_s=config.teacher_timeout,
+                              role="teacher", key_env=TEACHER_KEY_ENV)
+        engine.check()
+        return engine
+    from distill.generation.hf import HFEngine
+
+    path = ensure_local_model(str(config.teacher_model))
+    if model_kind(path) == "adapter":
+        from peft import PeftModel
+
+        base = json.loads((Path(path) / ADAPTER_FILE).read_text())["base_model_name_or_path"]
+        model = PeftModel.from_pretrained(load_model(ensure_local_model(base), trust_remote_code=config.trust_remote_code),
+                                          path)
+    else:
+        model = load_model(path, trust_remote_code=config.trust_remote_code)
+    tokenizer = load_tokenizer(path, config.trust_remote_code)
+    ensure_chat_template(tokenizer)
+    log.info("Teacher %s loaded in this process", config.teacher_model)
+    return HFEngine(tokenizer, {TEACHER: (model, None)}, batch_size=config.eval_batch_size)
 
 
 def model_identity(config: RunConfig, sft_path: str, remote: bool) -> dict[str, Any]:

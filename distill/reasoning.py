@@ -41,6 +41,15 @@ def split_response(text: str) -> Split:
     return Split("", text.strip(), False, False)
 
 
+def with_thought(thought: str | None, answer: str, closed: bool = True) -> str:
+    """Thought and answer as one response, the trained format: ``<think>\n{thought}\n</think>\n\n{answer}``.
+    No thought: the answer alone. An unclosed thought (cut off) has no answer and no ``</think>``."""
+    if thought is None:
+        return answer.strip()
+    head = f"{THINK_OPEN}\n{thought.strip()}"
+    return f"{head}\n{THINK_CLOSE}\n\n{answer.strip()}" if closed else head
+
+
 def parts(text: str) -> dict[str, Any]:
     """A response as the API shows it: ``thinking`` (None without a thought), ``answer_part``, ``thinking_closed``."""
     split = split_response(text)

@@ -48,7 +48,7 @@ def _local(value: str, field: str, home: Path | None, must_be_dir: bool = False)
     return str(path) if home is not None else value
 
 
-def _suites(config: RunConfig, home: Path | None) -> list[str]:
+def _suites(benchmarks: list[str], home: Path | None, field: str) -> list[str]:
     from distill.evaluation.suites import (
         SuiteError,
         check_suite,
@@ -58,14 +58,44 @@ def _suites(config: RunConfig, home: Path | None) -> list[str]:
 
     out = []
     try:
-        for spec in parse_benchmarks(config.benchmarks):
+        for spec in parse_benchmarks(benchmarks):
             if spec.path is not None and home is not None:
-                spec = replace(spec, path=str(inside(home, spec.path, "benchmarks")))
+                spec = replace(spec, path=str(inside(home, spec.path, field)))
             check_suite(spec)
             out.append(format_spec(spec))
     except SuiteError as e:
-        raise ConfigError(f"--benchmarks: {e}", [("benchmarks", str(e))]) from None
+        raise ConfigError(f"--{field}: {e}", [(field, str(e))]) from None
     return out
+
+
+def _problem_source(value: str, home: Path | None) -> str:
+    """A trace-generation ``--dataset``: its file made absolute (inside ``home`` on the service), then checked by
+    reading its first problem."""
+    from distill.evaluation.suites import parse_benchmarks
+    from distill.traces.problems import ProblemError, check_problems, parse_source
+
+    try:
+        source = parse_source(value)
+        text = value
+        if source.suite is not None and "=" in value:
+            spec = parse_benchmarks([value.split("?", 1)[0]])[0]
+            if spec.path is not None and home is not None:
+                text = value.replace(spec.path, str(inside(home, spec.path, "dataset")), 1)
+        elif source.suite is None and where(source.name, home) == "local":
+            text = value.replace(source.name, _local(source.name, "dataset", home), 1)
+        check_problems(text)
+    except (ProblemError, ValueError) as e:
+        message = str(e).removeprefix("--dataset: ")
+        raise ConfigError(f"--dataset: {message}", [("dataset", message)]) from None
+    return text
+
+
+def _teacher(config: RunConfig, home: Path | None) -> str | None:
+    """A local teacher's folder, checked; a served teacher's name as it is (the server is asked at the start)."""
+    name = config.teacher_model
+    if name is None or config.teacher_url or name in BUILTIN_MODELS or where(name, home) != "local":
+        return name
+    return _local(name, "teacher_model", home, must_be_dir=True)
 
 
 def uses_dataset(config: RunConfig) -> bool:
@@ -82,10 +112,15 @@ def resolve_config(values: dict[str, Any] | None = None, config_file: str | Path
     changes: dict[str, Any] = {}
     ds = config.dataset
     kind = where(ds, home)
-    if kind == "builtin" and ds != BUILTIN_DATASET:
+    if kind == "builtin" and ds != BUILTIN_DATASET and not config.generates_traces:
         raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}",
                           [("dataset", f"unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}")])
-    if kind == "local" and uses_dataset(config):
+    if config.generates_traces:
+        changes["dataset"] = _problem_source(ds, home)
+        changes["teacher_model"] = _teacher(config, home)
+        if config.decontaminate:
+            changes["decontaminate"] = _suites(config.decontaminate, home, "decontaminate")
+    elif kind == "local" and uses_dataset(config):
         changes["dataset"] = _local(ds, "dataset", home)
     if config.model not in BUILTIN_MODELS and where(config.model, home) == "local":
         changes["model"] = _local(config.model, "model", home, must_be_dir=True)
@@ -93,6 +128,6 @@ def resolve_config(values: dict[str, Any] | None = None, config_file: str | Path
         changes["sft_model_path"] = _local(config.sft_model_path, "sft_model_path", home, must_be_dir=True)
     if config.output_dir and home is not None:
         changes["output_dir"] = str(inside(home, config.output_dir, "output_dir"))
-    if config.mode != "train":
-        changes["benchmarks"] = _suites(config, home)
+    if config.mode not in ("train", "generate"):  # generate reads them only to decontaminate, where it can
+        changes["benchmarks"] = _suites(config.benchmarks, home, "benchmarks")
     return config.model_copy(update=changes) if changes else config

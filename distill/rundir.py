@@ -10,7 +10,10 @@ run_…/
 ├── benchmarks/NAME.jsonl     each suite's answers, problem by problem (a stopped job continues from them)
 ├── distillation_pipeline.log
 ├── metrics.jsonl             training curve points
-├── data_report.json
+├── data_report.json          the training data's report; with a teacher, the traces' funnel too
+├── generations.jsonl         trace generation: every problem, its teacher samples and their verdicts
+├── dataset.jsonl             trace generation: one training row per kept trace (--dataset reads it)
+├── README.md                 trace generation: the dataset card
 ├── timings.json
 ├── checkpoints/              for --resume
 └── ddp/                      multi-process training's job files
@@ -76,6 +79,18 @@ class RunDir:
     @property
     def data_report(self) -> Path:
         return self.root / "data_report.json"
+
+    @property
+    def generations(self) -> Path:
+        return self.root / "generations.jsonl"
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset.jsonl"
+
+    @property
+    def dataset_card(self) -> Path:
+        return self.root / "README.md"
 
     @property
     def timings(self) -> Path:

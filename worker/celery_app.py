@@ -14,6 +14,7 @@ from backend.config import Settings
 from backend.services.dispatch import (
     DEFAULT_QUEUE,
     GPU_QUEUE,
+    TASK_BY_MODE,
     broker_transport_options,
     task_queues,
 )
@@ -41,8 +42,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_queues=task_queues(),
         task_default_queue=DEFAULT_QUEUE,
-        task_routes={"distill.train": {"queue": GPU_QUEUE}, "distill.evaluate": {"queue": GPU_QUEUE},
-                     "distill.all": {"queue": GPU_QUEUE}},
+        task_routes={name: {"queue": GPU_QUEUE} for name in TASK_BY_MODE.values()},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,

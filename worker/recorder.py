@@ -39,7 +39,8 @@ class RunRecorder:
     def __init__(self, store: Store, claim: Claim, *, epochs: float, flush_s: float = 0.25,
                  heartbeat_s: float = 2.0, stop_requested: Callable[[], bool] = lambda: False):
         self.store, self.claim, self.epochs = store, claim, max(float(epochs), 1e-9)
-        self.evaluate_only = claim.config.get("mode") == "evaluate"
+        # Whose progress the problems answered are: a benchmark job's, a trace generation's (not a training run's).
+        self.by_problems = claim.config.get("mode") in ("evaluate", "generate")
         self.flush_s, self.heartbeat_s = flush_s, heartbeat_s
         self.stop_requested = stop_requested
         self._lock = threading.Lock()
@@ -66,7 +67,7 @@ class RunRecorder:
             self._fields["stage"] = stage
             if stage == "train":
                 self._fields["train_started_at"] = datetime.now(UTC)
-            if stage in ("evaluate", "save") and not self.evaluate_only:
+            if stage in ("evaluate", "save") and not self.by_problems:
                 self._fields["progress"], self._fields["eta_s"] = 1.0, None
 
     def on_metrics(self, point: dict[str, Any]) -> None:
@@ -87,8 +88,8 @@ class RunRecorder:
                 self._fields["progress"], self._fields["eta_s"] = progress, eta
 
     def on_progress(self, done: int, total: int) -> None:
-        """Evaluation progress; it is the run's progress when the run only evaluates (a benchmark job)."""
-        if self.evaluate_only and total:
+        """Problems answered; they are the run's progress when it only evaluates (a benchmark job) or generates."""
+        if self.by_problems and total:
             with self._lock:
                 self._fields["progress"] = round(done / total, 4)
 

@@ -1,4 +1,4 @@
-"""The three tasks (``distill.train``, ``distill.evaluate``, ``distill.all``): thin wrappers that
+"""The tasks (``distill.train``, ``distill.evaluate``, ``distill.all``, ``distill.generate``): thin wrappers that
 load the run's configuration from the database, call the core's ``run_pipeline`` with hooks that
 write to the store, and record how it ended.
 
@@ -129,4 +129,9 @@ def run_train(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
 
 @app.task(name="distill.evaluate", bind=True)
 def run_evaluate(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
+    return execute(self, run_id)
+
+
+@app.task(name="distill.generate", bind=True)
+def run_generate(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
     return execute(self, run_id)

@@ -1,7 +1,9 @@
 """``/v1``: the OpenAI API for every run's models (``GET /v1/models``, ``POST /v1/chat/completions``,
 ``POST /v1/completions``), streamed as OpenAI streams them. Same bearer token as the rest of the API;
 errors in OpenAI's shape (``backend.errors``). Extensions that vLLM has too: ``continue_final_message``
-and ``add_generation_prompt`` (continue a partial assistant turn); ours: ``max_thinking_tokens``.
+and ``add_generation_prompt`` (continue a partial assistant turn); ``separate_reasoning`` (SGLang's name): the
+thought comes back in ``reasoning_content`` and only the answer in ``content``, in the message and in stream
+deltas, as DeepSeek's API and vLLM's reasoning parser return them; ours: ``max_thinking_tokens``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from backend.deps import Services, services
 from backend.services.catalog import base_ids, resolve, runs_with_models
 from backend.services.serving import BASE_SUFFIX, Served
 from distill.generation.engine import Generation, Prompt, Sampling
+from distill.reasoning import StreamSplitter, split_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 DEFAULT_MAX_TOKENS = 1024
@@ -51,6 +54,7 @@ class _Sampled(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     max_thinking_tokens: int | None = Field(None, ge=1, le=131_072)
+    separate_reasoning: bool = False  # chat: the thought in reasoning_content, the answer alone in content
 
     def sampling(self, i: int) -> Sampling:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -142,24 +146,44 @@ def _chunks(body: _Sampled, kind: str, n_prompts: int, generated: Iterator) -> I
         return {"data": json.dumps({"id": rid, "object": obj, "created": created, "model": body.model,
                                     "choices": choices, **extra})}
 
-    def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+    def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False,
+               part: str = "answer") -> dict[str, Any]:
         if kind == "chat":
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
+            key = "reasoning_content" if part == "thinking" else "content"
+            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else ({key: text} if text else {})
             return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
         return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
 
+    split = body.separate_reasoning and kind == "chat"
+    splitters = [StreamSplitter() for _ in range(n_prompts)]
     if kind == "chat":
         yield chunk([choice(i, role=True) for i in range(n_prompts)])
     gens: list[Generation] = []
     for item in generated:
         if isinstance(item, list):
             gens = item
+        elif split:
+            for part, text in splitters[item[0]].feed(item[1]):
+                yield chunk([choice(item[0], text, part=part)])
         else:
             yield chunk([choice(item[0], item[1])])
+    for i, splitter in enumerate(splitters if split else []):
+        for part, text in splitter.flush():
+            yield chunk([choice(i, text, part=part)])
     yield chunk([choice(i, finish=g.finish_reason) for i, g in enumerate(gens)])
     if body.include_usage:
         yield chunk([], usage=_usage(gens, _prompt_tokens(gens, body.n)))
     yield {"data": "[DONE]"}
+
+
+def _message(text: str, separate_reasoning: bool) -> dict[str, Any]:
+    """The assistant message; with ``separate_reasoning`` the thought apart, the content None while it is open."""
+    if not separate_reasoning:
+        return {"role": "assistant", "content": text}
+    split = split_response(text)
+    if not (split.opened or split.closed):
+        return {"role": "assistant", "content": text, "reasoning_content": None}
+    return {"role": "assistant", "content": split.answer if split.closed else None, "reasoning_content": split.thinking}
 
 
 async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -> Any:
@@ -170,7 +194,7 @@ async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -
     gens = await _complete(request, svc, body, target)
     if kind == "chat":
         rid, obj = f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"
-        choices = [{"index": i, "message": {"role": "assistant", "content": g.text}, "logprobs": None,
+        choices = [{"index": i, "message": _message(g.text, body.separate_reasoning), "logprobs": None,
                     "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
     else:
         rid, obj = f"cmpl-{uuid.uuid4().hex}", "text_completion"

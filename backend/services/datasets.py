@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.errors import FieldError, NotFound, TooLarge
+from backend.services import traces
 from backend.tables import Dataset, utcnow
 
 BUILTIN = {"builtin:reasoning": {"name": "reasoning (built-in arithmetic word problems)", "rows": 1000}}
@@ -84,6 +85,7 @@ class DatasetService:
         items = [{"id": ref, "name": meta["name"], "kind": "builtin", "ref": ref, "rows": meta["rows"]}
                  for ref, meta in BUILTIN.items()]
         with self.sessions() as s:
+            items += traces.generated(s)
             for ds in s.scalars(select(Dataset).order_by(Dataset.id.desc())):
                 items.append(self._out(ds))
         return items
@@ -145,6 +147,9 @@ class DatasetService:
             source, report = dataset_id, _builtin_reports.get(dataset_id)
             if report is None:
                 report = _builtin_reports.setdefault(dataset_id, build_report(dataset_id, BUILTIN[dataset_id]["rows"])[0])
+        elif dataset_id.startswith(traces.PREFIX):
+            with self.sessions() as s:
+                source, report = traces.dataset_file(s, dataset_id)
         else:
             raw = dataset_id.removeprefix("upload:")
             with self.sessions() as s:

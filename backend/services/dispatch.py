@@ -19,7 +19,8 @@ from backend.config import Settings
 
 log = logging.getLogger("distill.service")
 
-TASK_BY_MODE = {"all": "distill.all", "train": "distill.train", "evaluate": "distill.evaluate"}
+TASK_BY_MODE = {"all": "distill.all", "train": "distill.train", "evaluate": "distill.evaluate",
+                "generate": "distill.generate"}
 GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "default"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from distill.resolve import resolve_config
 from distill.rundir import RunDir
 
 UPLOAD_PREFIX = "upload:"
+RUN_REF = re.compile(r"^run-\d+$")
 
 
 def _config_error(e: ConfigError) -> FieldError:
@@ -44,12 +46,25 @@ def upload_path(session: Session, settings: Settings, ref: str) -> str:
     return str(settings.home / ds.path)
 
 
+def teacher_path(session: Session, ref: str) -> str:
+    """A local teacher named ``run-N``: that run's trained model folder."""
+    run = session.get(Run, int(ref.removeprefix("run-")))
+    model = sft_model_of(run) if run is not None and run.parent_id is None else None
+    if model is None:
+        why = "no such run" if run is None else f"it has no trained model (status {run.status})"
+        raise FieldError("teacher_model", f"{ref} cannot teach: {why}")
+    return str(model)
+
+
 def resolved(session: Session, settings: Settings, values: dict[str, Any]) -> RunConfig:
     """The final configuration under the server's rules (paths inside DISTILL_HOME, no custom model code
     unless allowed, one folder per run); 422 naming every bad field."""
     values = dict(values)
     if str(values.get("dataset", "")).startswith(UPLOAD_PREFIX):
         values["dataset"] = upload_path(session, settings, values["dataset"])
+    teacher = str(values.get("teacher_model") or "")
+    if RUN_REF.match(teacher) and not values.get("teacher_url"):  # served over /v1, run-N is the model's name
+        values["teacher_model"] = teacher_path(session, teacher)
     try:
         config = resolve_config(values, home=settings.home)
     except ConfigError as e:
@@ -183,6 +198,10 @@ class RunService:
                     raise Conflict(f"run {run_id} is {run.status}; only a failed or cancelled run can be resumed")
                 if run.config.get("mode") == "evaluate":
                     config = dict(run.config)  # answers already given are kept in the run folder and reused
+                elif run.config.get("mode") == "generate" or (
+                        run.config.get("teacher_model") and RunDir(Path(run.output_dir or "")).last_checkpoint_step()
+                        is None):
+                    config = dict(run.config, resume=True)  # the problems answered are kept and not asked again
                 else:
                     step = RunDir(Path(run.output_dir or "")).last_checkpoint_step()
                     if step is None:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from distill.data.schema import BadRow, ReasoningExample
-from distill.reasoning import THINK_CLOSE, THINK_OPEN, split_response
+from distill.reasoning import THINK_CLOSE, THINK_OPEN, split_response, with_thought
 
 BEGIN_THOUGHT = "<|begin_of_thought|>"
 END_THOUGHT = "<|end_of_thought|>"
@@ -134,7 +134,7 @@ def _split_think_tags(text: str) -> tuple[str, str]:
 
 def to_target_text(ex: ReasoningExample) -> str:
     """The assistant text the model is trained to produce."""
-    return f"{THINK_OPEN}\n{ex.reasoning.strip()}\n{THINK_CLOSE}\n\n{ex.answer.strip()}"
+    return with_thought(ex.reasoning, ex.answer)
 
 
 def detect_format(row: Mapping[str, Any]) -> str:

@@ -23,7 +23,12 @@ class GenerationCancelled(Exception):
 
 
 class EngineError(UserError, RuntimeError):
-    """The engine cannot serve the request (unreachable, refused, unknown model): one line."""
+    """The engine cannot serve the request (unreachable, refused, unknown model): one line. ``per_request``: only
+    this request failed (refused as bad, or still failing after the retries); others may succeed."""
+
+    def __init__(self, message: str, *, per_request: bool = False):
+        super().__init__(message)
+        self.per_request = per_request
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Generation:
     prompt_tokens: int = 0
     think_tokens: int = 0  # tokens generated inside the thought
     forced: bool = False  # budget forcing closed the thought
+    error: str | None = None  # the request failed (finish_reason "error"); only with ``on_result``
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "new_tokens": self.new_tokens, "finish_reason": self.finish_reason,
@@ -64,14 +70,23 @@ class Generation:
 
 
 OnDelta = Callable[[int, str], None]  # (prompt index, new text)
+OnResult = Callable[[int, Generation], None]  # (prompt index, its finished generation)
+
+
+def failed(error: str, time_s: float = 0.0) -> Generation:
+    """The Generation of a request that failed for good."""
+    return Generation(text="", new_tokens=0, finish_reason="error", time_s=time_s, error=error)
 
 
 class Engine(Protocol):
     name: str
 
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
-                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate") -> list[Generation]:
-        """One Generation per prompt, in order. ``on_delta`` receives text as it is generated."""
+                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
+                 on_result: OnResult | None = None) -> list[Generation]:
+        """One Generation per prompt, in order. ``on_delta`` receives text as it is generated, ``on_result`` each
+        generation as soon as it is finished; with ``on_result``, a request that fails on its own (``EngineError``
+        with ``per_request``) is a Generation with ``error`` set instead of failing the call."""
         ...
 
     def models(self) -> list[str]:

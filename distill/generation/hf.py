@@ -30,6 +30,7 @@ from distill.generation.engine import (
     Generation,
     GenerationCancelled,
     OnDelta,
+    OnResult,
     Prompt,
     Sampling,
 )
@@ -245,8 +246,9 @@ class HFEngine:
 
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
                  should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
-                 stop_row: Callable[[int], bool] | None = None) -> list[Generation]:
-        """``stop_row(i)``: prompt i's caller went away; its row stops (the others go on)."""
+                 stop_row: Callable[[int], bool] | None = None, on_result: OnResult | None = None) -> list[Generation]:
+        """``stop_row(i)``: prompt i's caller went away; its row stops (the others go on). ``on_result`` gets each
+        row when its batch ends."""
         unknown = sorted({p.model for p in prompts} - set(self.targets))
         if unknown:
             raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
@@ -262,6 +264,8 @@ class HFEngine:
                                             [lengths[i] for i in idx], idx, on_delta, should_cancel, stop_row)
                 for i, g in zip(idx, gens, strict=True):
                     out[i] = g
+                    if on_result is not None:
+                        on_result(i, g)
         return [g for g in out if g is not None]
 
     def _batches(self, prompts: Sequence[Prompt], lengths: list[int]) -> list[list[int]]:

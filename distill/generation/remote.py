@@ -1,64 +1,71 @@
-"""The ``openai`` engine: any OpenAI-compatible server generates (vLLM, SGLang, ``transformers serve``, a
-llama.cpp server, or this service's own ``/v1``), so evaluation needs no local weights.
+"""The ``openai`` engine: any OpenAI-compatible server generates (vLLM, SGLang, DeepSeek's API, ``transformers
+serve``, a llama.cpp server, or this service's own ``/v1``), through the official ``openai`` SDK.
 
-Requests go out concurrently (at most ``concurrency`` at once), are retried with backoff on 429, 5xx
-and dropped connections, and time out. An unreachable URL, a refused key or a model the server does
-not serve is one line naming it. Cancelling closes the requests still in flight.
+The SDK retries 408/409/429/5xx and dropped connections with back-off, honouring ``Retry-After``, and times
+requests out; this module adds how many go out at once, cancelling, reasoning servers and budget forcing:
 
-Budget forcing needs the server to continue a partial assistant message (vLLM's and this service's
-``continue_final_message``): the thought is generated up to the budget (stopping at ``</think>``),
-then the same conversation is continued after ``</think>``.
+- A thought the server returns apart (``reasoning_content``, as DeepSeek's API and vLLM's and SGLang's reasoning
+  parsers do, or ``reasoning`` in newer vLLM) is joined back as ``<think>…</think>`` before the answer, so grading,
+  the diagnostics and trace generation see one text, whichever way the server splits it.
+- Budget forcing needs the server to continue a partial assistant message (vLLM's and this service's
+  ``continue_final_message``): the thought is generated up to the budget (stopping at ``</think>``), then the
+  same conversation is continued after ``</think>``.
+
+An unreachable URL, a refused key or a model the server does not serve is one line naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from httpx_sse import aconnect_sse
+import openai
 
 from distill.generation.engine import (
     EngineError,
     Generation,
     GenerationCancelled,
     OnDelta,
+    OnResult,
     Prompt,
+    failed,
 )
-from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, split_response
+from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, split_response, with_thought
 
 API_KEY_ENV = "DISTILL_ENGINE_API_KEY"  # read here only: never stored in a run's config, never logged
-RETRY_STATUS = {429, 500, 502, 503, 504}
+NO_KEY = "EMPTY"  # the SDK insists on a key; servers without auth ignore it
+# A server that refuses this many connections in a row (after the SDK's retries) is down: stop asking it.
+DOWN_AFTER = 3
 
 
-def api_key() -> str | None:
-    return os.environ.get(API_KEY_ENV) or None
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, wait_s: float | None = None):
-        super().__init__(reason)
-        self.reason, self.wait_s = reason, wait_s
+@dataclass
+class _Reply:
+    text: str
+    tokens: int
+    prompt_tokens: int
+    finish: str  # "stop" | "length"
+    think_tokens: int | None = None  # as the server counted them (usage.completion_tokens_details)
 
 
 class OpenAIEngine:
-    """``models`` maps the names prompts use ("base", "sft") to the server's model names."""
+    """``models`` maps the names prompts use ("base", "sft", "teacher") to the server's model names. ``role`` names
+    the server in messages ("engine", "teacher"); ``key_env`` is where its API key is read."""
 
     name = "openai"
 
     def __init__(self, url: str, models: dict[str, str], *, key: str | None = None, concurrency: int = 8,
-                 timeout_s: float = 600.0, retries: int = 4, backoff_s: float = 0.5):
+                 timeout_s: float = 600.0, retries: int = 4, role: str = "engine", key_env: str = API_KEY_ENV):
         self.url = url.rstrip("/")
         self.served = dict(models)
-        self.key = key if key is not None else api_key()
+        self.role, self.key_env = role, key_env
+        self.key = key if key is not None else (os.environ.get(key_env) or None)
         self.concurrency = max(1, concurrency)
-        self.timeout = httpx.Timeout(timeout_s, connect=5.0)
-        self.retries, self.backoff_s = max(0, retries), backoff_s
+        self.timeout = openai.Timeout(timeout_s, connect=5.0)
+        self.retries = max(0, retries)
 
     def models(self) -> list[str]:
         return list(self.served)
@@ -67,44 +74,74 @@ class OpenAIEngine:
         pass
 
     @property
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+    def _where(self) -> str:
+        return f"the {self.role} at {self.url}"
+
+    def _options(self) -> dict[str, Any]:
+        return {"base_url": self.url, "api_key": self.key or NO_KEY, "max_retries": self.retries,
+                "timeout": self.timeout}
 
     # --- checks -----------------------------------------------------------------------------
     def check(self) -> None:
         """Reachable, the key accepted, every model served: else EngineError, before any work starts."""
+        client = openai.OpenAI(**{**self._options(), "max_retries": 1, "timeout": openai.Timeout(10.0, connect=5.0)})
         try:
-            r = httpx.get(f"{self.url}/models", headers=self._headers, timeout=httpx.Timeout(10.0, connect=5.0))
-        except httpx.HTTPError as e:
-            raise EngineError(f"cannot reach the engine at {self.url} ({_why(e)})") from None
-        if r.status_code in (401, 403):
-            raise EngineError(f"the engine at {self.url} refused the API key ({r.status_code}); set {API_KEY_ENV}")
-        if r.status_code >= 400:
-            raise EngineError(f"the engine at {self.url} answered GET /models with {r.status_code}")
-        served = {m.get("id") for m in (r.json().get("data") or [])}
+            served = {m.id for m in client.models.list()}
+        except openai.APIConnectionError as e:
+            raise EngineError(f"cannot reach {self._where} ({_why(e)})") from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+            raise self._refused_key(e.status_code) from None
+        except openai.APIStatusError as e:
+            raise EngineError(f"{self._where} answered GET /models with {e.status_code}") from None
+        finally:
+            client.close()
         for role, name in self.served.items():
             if name not in served:
                 listed = ", ".join(sorted(str(s) for s in served)[:10]) or "none"
-                raise EngineError(f"the engine at {self.url} does not serve model {name!r} (for {role}); it serves: {listed}")
+                raise EngineError(f"{self._where} does not serve model {name!r} (for {role}); it serves: {listed}")
+
+    def _refused_key(self, status: int) -> EngineError:
+        return EngineError(f"{self._where} refused the API key ({status}); set {self.key_env}")
 
     # --- generation -------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
-                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate") -> list[Generation]:
+                 should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
+                 on_result: OnResult | None = None) -> list[Generation]:
         unknown = sorted({p.model for p in prompts} - set(self.served))
         if unknown:
             raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.served)}")
-        return asyncio.run(self._all(list(prompts), on_delta, should_cancel))
+        return asyncio.run(self._all(list(prompts), on_delta, should_cancel, on_result))
 
-    async def _all(self, prompts: list[Prompt], on_delta: OnDelta | None,
-                   should_cancel: Callable[[], bool] | None) -> list[Generation]:
+    async def _all(self, prompts: list[Prompt], on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None,
+                   on_result: OnResult | None) -> list[Generation]:
         gate = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as http:
+        refused_in_a_row = 0
+        async with openai.AsyncOpenAI(**self._options()) as client:
             async def one(i: int, p: Prompt) -> Generation:
+                nonlocal refused_in_a_row
                 async with gate:
-                    return await self._one(http, p, (lambda d: on_delta(i, d)) if on_delta else None)
+                    if should_cancel is not None and should_cancel():  # asked while this one waited its turn
+                        raise GenerationCancelled()
+                    t0 = time.perf_counter()
+                    try:
+                        gen = await self._one(client, p, (lambda d: on_delta(i, d)) if on_delta else None)
+                        refused_in_a_row = 0
+                    except _Unreachable as e:
+                        refused_in_a_row += 1
+                        if on_result is None or refused_in_a_row >= DOWN_AFTER:
+                            raise EngineError(f"{self._where} stopped answering ({e})") from None
+                        gen = failed(f"{self._where} failed after {self.retries + 1} attempts: {e}",
+                                     time.perf_counter() - t0)
+                    except EngineError as e:
+                        if on_result is None or not e.per_request:
+                            raise
+                        gen = failed(str(e), time.perf_counter() - t0)
+                if on_result is not None:
+                    on_result(i, gen)
+                return gen
 
             tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(prompts)]
-            watcher = asyncio.create_task(self._watch(should_cancel)) if should_cancel else None
+            watcher = asyncio.create_task(_watch(should_cancel)) if should_cancel else None
             try:
                 waiting = set(tasks) | ({watcher} if watcher else set())
                 while not all(t.done() for t in tasks):
@@ -117,21 +154,15 @@ class OpenAIEngine:
                     t.cancel()
                 await asyncio.gather(*tasks, *([watcher] if watcher else []), return_exceptions=True)
 
-    @staticmethod
-    async def _watch(should_cancel: Callable[[], bool]) -> None:
-        while not should_cancel():
-            await asyncio.sleep(0.2)
-        raise GenerationCancelled()
-
-    async def _one(self, http: httpx.AsyncClient, p: Prompt, emit: Callable[[str], None] | None) -> Generation:
+    async def _one(self, client: openai.AsyncOpenAI, p: Prompt, emit: Callable[[str], None] | None) -> Generation:
         s = p.sampling
         t0 = time.perf_counter()
         budget = s.max_thinking_tokens if s.max_thinking_tokens and s.max_thinking_tokens < s.max_new_tokens else None
-        first = await self._request(http, p, p.messages, budget or s.max_new_tokens,
+        partial = p.messages[-1]["content"] if p.continue_final and p.messages else ""
+        first = await self._request(client, p, p.messages, budget or s.max_new_tokens,
                                     [*s.stop, THINK_CLOSE] if budget else list(s.stop), emit, p.continue_final)
-        text, tokens, prompt_tokens, finish = first["text"], first["tokens"], first["prompt_tokens"], first["finish"]
-        forced = False
-        thinking = THINK_OPEN in text or (p.continue_final and THINK_OPEN in (p.messages[-1]["content"] if p.messages else ""))
+        text, tokens, finish, forced = first.text, first.tokens, first.finish, False
+        thinking = THINK_OPEN in text or THINK_OPEN in partial
         if budget and thinking and THINK_CLOSE not in text and tokens < s.max_new_tokens:
             # Stopped at </think> (the server drops the stop string) or at the budget (force the close).
             forced = finish == "length"
@@ -139,107 +170,149 @@ class OpenAIEngine:
             if emit:
                 emit(close)
             prior = list(p.messages[:-1]) if p.continue_final else list(p.messages)
-            partial = (p.messages[-1]["content"] if p.continue_final else "") + text + close
-            rest = await self._request(http, p, [*prior, {"role": "assistant", "content": partial}],
+            rest = await self._request(client, p, [*prior, {"role": "assistant", "content": partial + text + close}],
                                        s.max_new_tokens - tokens, list(s.stop), emit, True)
-            text, tokens, finish = text + close + rest["text"], tokens + rest["tokens"], rest["finish"]
-        split = split_response(text)
-        think = round(tokens * len(split.thinking) / len(text)) if text and split.opened else 0
-        return Generation(text=text.strip(), new_tokens=tokens, finish_reason=finish, time_s=time.perf_counter() - t0,
-                          prompt_tokens=prompt_tokens, think_tokens=think, forced=forced)
-
-    async def _request(self, http: httpx.AsyncClient, p: Prompt, messages: Sequence[dict[str, str]], max_tokens: int,
-                       stop: list[str], emit: Callable[[str], None] | None, continue_final: bool) -> dict[str, Any]:
-        s = p.sampling
-        body: dict[str, Any] = {"model": self.served[p.model], "max_tokens": max_tokens, "temperature": s.temperature,
-                                "top_p": s.top_p, "stream": emit is not None}
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if stop:
-            body["stop"] = stop
-        if emit is not None:
-            body["stream_options"] = {"include_usage": True}
-        if p.text is not None:
-            path, body["prompt"] = "/completions", p.text
+            text, tokens, finish = text + close + rest.text, tokens + rest.tokens, rest.finish
+        if first.think_tokens is not None and not forced:
+            think = first.think_tokens
         else:
-            path, body["messages"] = "/chat/completions", list(messages)
-            if continue_final:
-                body.update(continue_final_message=True, add_generation_prompt=False)
-        for attempt in range(self.retries + 1):
-            try:
-                return await (self._stream(http, path, body, emit) if emit else self._post(http, path, body))
-            except _Retryable as e:
-                if attempt == self.retries:
-                    raise EngineError(f"the engine at {self.url} failed {attempt + 1} times: {e.reason}") from None
-                await asyncio.sleep(e.wait_s if e.wait_s is not None else self.backoff_s * 2 ** attempt * (1 + random.random()))
-        raise AssertionError("unreachable")
+            split = split_response(partial + text)
+            think = round(tokens * len(split.thinking) / len(text)) if text and split.opened else 0
+        return Generation(text=text.strip(), new_tokens=tokens, finish_reason=finish,
+                          time_s=time.perf_counter() - t0, prompt_tokens=first.prompt_tokens, think_tokens=think,
+                          forced=forced)
 
-    def _fail(self, status: int, text: str, headers: httpx.Headers) -> None:
-        detail = _error_message(text)
-        if status in RETRY_STATUS:
-            wait = headers.get("retry-after")
-            raise _Retryable(f"{status} {detail}", float(wait) if wait and wait.replace(".", "", 1).isdigit() else None)
-        if status in (401, 403):
-            raise EngineError(f"the engine at {self.url} refused the API key ({status}); set {API_KEY_ENV}")
-        raise EngineError(f"the engine at {self.url} refused the request ({status}): {detail}")
-
-    async def _post(self, http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, client: openai.AsyncOpenAI, p: Prompt, messages: Sequence[dict[str, str]],
+                       max_tokens: int, stop: list[str], emit: Callable[[str], None] | None,
+                       continue_final: bool) -> _Reply:
+        s = p.sampling
+        args: dict[str, Any] = {"model": self.served[p.model], "max_tokens": max_tokens, "temperature": s.temperature,
+                                "top_p": s.top_p}
+        if s.seed is not None:
+            args["seed"] = s.seed
+        if stop:
+            args["stop"] = stop
+        if emit is not None:
+            args.update(stream=True, stream_options={"include_usage": True})
+        # A continued turn that already closed its thought: whatever a reasoning parser calls thought is answer.
+        answered = continue_final and THINK_CLOSE in (messages[-1]["content"] if messages else "")
         try:
-            r = await http.post(self.url + path, json=body)
-        except httpx.TransportError as e:
-            raise _Retryable(_why(e)) from None
-        if r.status_code >= 400:
-            self._fail(r.status_code, r.text, r.headers)
-        data = r.json()
-        choice = data["choices"][0]
-        text = choice.get("text") if "text" in choice else (choice.get("message") or {}).get("content") or ""
-        usage = data.get("usage") or {}
-        return {"text": text or "", "tokens": int(usage.get("completion_tokens") or 0),
-                "prompt_tokens": int(usage.get("prompt_tokens") or 0), "finish": _finish(choice)}
-
-    async def _stream(self, http: httpx.AsyncClient, path: str, body: dict[str, Any],
-                      emit: Callable[[str], None]) -> dict[str, Any]:
-        text, finish, usage = "", "length", {}
-        try:
-            async with aconnect_sse(http, "POST", self.url + path, json=body) as source:
-                if source.response.status_code >= 400:
-                    await source.response.aread()
-                    self._fail(source.response.status_code, source.response.text, source.response.headers)
-                async for event in source.aiter_sse():
-                    if event.data == "[DONE]":
-                        break
-                    chunk = json.loads(event.data)
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        delta = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
-                        if delta:
-                            text += delta
-                            emit(delta)
-                        if choice.get("finish_reason"):
-                            finish = _finish(choice)
-        except httpx.TransportError as e:
-            if text:  # what was streamed cannot be taken back: fail rather than repeat it
-                raise EngineError(f"the engine at {self.url} dropped the stream ({_why(e)})") from None
-            raise _Retryable(_why(e)) from None
-        return {"text": text, "tokens": int(usage.get("completion_tokens") or 0),
-                "prompt_tokens": int(usage.get("prompt_tokens") or 0), "finish": finish}
+            if p.text is not None:
+                made = await client.completions.create(prompt=p.text, **args)
+            else:
+                extra = {"continue_final_message": True, "add_generation_prompt": False} if continue_final else None
+                made = await client.chat.completions.create(messages=list(messages), extra_body=extra, **args)
+            return await (_read_stream(made, emit, answered) if emit else _read(made, answered))
+        except openai.APIConnectionError as e:  # the SDK's retries are spent (APITimeoutError included)
+            raise _Unreachable(_why(e)) from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+            raise self._refused_key(e.status_code) from None
+        except openai.NotFoundError as e:
+            raise EngineError(f"{self._where} does not serve model {args['model']!r} ({_detail(e)})") from None
+        except openai.APIStatusError as e:
+            retried = e.status_code in (408, 409, 429) or e.status_code >= 500
+            how = f"failed after {self.retries + 1} attempts" if retried else "refused the request"
+            raise EngineError(f"{self._where} {how} ({e.status_code}): {_detail(e)}", per_request=True) from None
 
 
-def _finish(choice: dict[str, Any]) -> str:
-    return "length" if choice.get("finish_reason") == "length" else "stop"
+class _Unreachable(Exception):
+    """No answer at all: connection refused, dropped or timed out, after the SDK's retries."""
+
+
+async def _watch(should_cancel: Callable[[], bool]) -> None:
+    while not should_cancel():
+        await asyncio.sleep(0.2)
+    raise GenerationCancelled()
+
+
+def _thought_of(part: Any) -> str | None:
+    """The thought a reasoning server returns beside the answer: ``reasoning_content`` (DeepSeek, vLLM, SGLang) or
+    ``reasoning`` (newer vLLM)."""
+    extra = getattr(part, "model_extra", None) or {}
+    for key in ("reasoning_content", "reasoning"):
+        value = getattr(part, key, None) if key in type(part).model_fields else extra.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _joined(thought: str | None, answer: str, answered: bool) -> str:
+    if thought is None:
+        return answer
+    if answered:
+        return thought + answer
+    # The thought ended when an answer follows it; a reply cut off (or stopped at </think>) is all thought.
+    return with_thought(thought, answer, closed=bool(answer.strip()))
+
+
+def _usage(made: Any) -> tuple[int, int, int | None]:
+    usage = getattr(made, "usage", None)
+    if usage is None:
+        return 0, 0, None
+    details = getattr(usage, "completion_tokens_details", None)
+    think = getattr(details, "reasoning_tokens", None) if details is not None else None
+    return int(usage.completion_tokens or 0), int(usage.prompt_tokens or 0), int(think) if think else None
+
+
+def _finish(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+async def _read(made: Any, answered: bool) -> _Reply:
+    choice = made.choices[0]
+    if hasattr(choice, "message"):
+        message = choice.message
+        text = _joined(_thought_of(message), message.content or "", answered)
+    else:
+        text = choice.text or ""
+    tokens, prompt_tokens, think = _usage(made)
+    return _Reply(text, tokens, prompt_tokens, _finish(choice.finish_reason), think)
+
+
+async def _read_stream(stream: Any, emit: Callable[[str], None], answered: bool) -> _Reply:
+    thought, answer, finish, made = None, "", "length", None
+    try:
+        async for chunk in stream:
+            made = chunk if getattr(chunk, "usage", None) else made
+            for choice in chunk.choices or []:
+                delta = getattr(choice, "delta", None)
+                piece = _thought_of(delta) if delta is not None else None
+                if piece:
+                    if thought is None and not answered:
+                        emit(THINK_OPEN + "\n")
+                    thought = (thought or "") + piece
+                    emit(piece)
+                text = (delta.content if delta is not None else choice.text) or ""
+                if text:
+                    if thought is not None and not answer and not answered:
+                        emit("\n" + THINK_CLOSE + "\n\n")
+                    answer += text
+                    emit(text)
+                if choice.finish_reason:
+                    finish = _finish(choice.finish_reason)
+    except openai.APIError as e:
+        raise EngineError(f"the stream broke off ({_detail(e)})", per_request=True) from None
+    except Exception as e:  # noqa: BLE001 - the transport's own errors: what was streamed cannot be taken back
+        raise EngineError(f"the stream was dropped ({_why(e)})", per_request=True) from None
+    tokens, prompt_tokens, think = _usage(made)
+    return _Reply(_joined(thought, answer, answered), tokens, prompt_tokens, finish, think)
 
 
 def _why(e: Exception) -> str:
-    if isinstance(e, httpx.ConnectError):
+    if isinstance(e, openai.APITimeoutError):
+        return "timed out"
+    cause = e.__cause__ or e.__context__
+    text = str(cause or e).splitlines()[0] if str(cause or e) else type(cause or e).__name__
+    if "refused" in text.lower() or "connecterror" in type(cause).__name__.lower():
         return "connection refused"
-    if isinstance(e, httpx.TimeoutException):
-        return f"timed out ({type(e).__name__})"
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:200]
 
 
-def _error_message(text: str) -> str:
-    try:
-        err = json.loads(text).get("error")
-        return str(err.get("message") if isinstance(err, dict) else err)[:300]
-    except (ValueError, AttributeError):
-        return text.strip()[:300] or "no detail"
+def _detail(e: openai.APIError) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = err.get("message") if isinstance(err, dict) else err
+        if msg:
+            return str(msg)[:300]
+    return str(getattr(e, "message", "") or e)[:300] or "no detail"
