@@ -47,6 +47,14 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "kl_coef": 0.1, "eval_samples": 100, "benchmarks": ["heldout"], "general_prompts": False,
                    "temperature": 0.6, "top_p": 0.95, "max_thinking_tokens": 192, "max_new_tokens": 320},
     },
+    "traces-demo": {
+        "description": "Trace generation on 2 CPU cores (docs/recipes.md): a finished demo run as the teacher (give "
+                       "--teacher_model: run-N on the service, or its final_model folder) writes 4 traces for each of "
+                       "800 fresh built-in problems; the verified ones become dataset.jsonl",
+        "config": {"mode": "generate", "model": "smollm2-135m", "dataset": "builtin:reasoning?skip=200",
+                   "max_samples": 800, "num_generations": 4, "teacher_prompt": "{problem}",
+                   "teacher_max_tokens": 256, "keep": "all_correct"},
+    },
     "qwen2.5-0.5b": {
         "description": "The reference setup: Qwen/Qwen2.5-0.5B on OpenThoughts-114k (GPU recommended)",
         "config": _REFERENCE,

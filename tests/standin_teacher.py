@@ -3,7 +3,7 @@
 It behaves as vLLM with ``--reasoning-parser`` or DeepSeek's API do, on a real socket (the ``openai`` SDK talks to
 it as to them): ``GET /v1/models``; ``POST /v1/chat/completions``, plain or streamed (SSE chunks, ``[DONE]``,
 ``stream_options.include_usage``); the thought in ``message.reasoning_content`` (or ``reasoning``, or inline as
-``<think>…</think>`` in ``content``); ``usage``; ``finish_reason`` ``length`` when ``max_tokens`` cuts a reply;
+``<think>…</think>`` in ``content``); ``usage``; ``GET /stats`` (the most requests it held at once); ``finish_reason`` ``length`` when ``max_tokens`` cuts a reply;
 errors in OpenAI's JSON shape: 401 for a wrong key, 404 for an unknown model, 429 with ``Retry-After``, 500; a
 connection closed without an answer; a fixed delay before every answer.
 
@@ -166,6 +166,12 @@ class StandinTeacher:
                       writer: asyncio.StreamWriter) -> bool:
         if self.key is not None and headers.get("authorization") != f"Bearer {self.key}":
             await self._send(writer, 401, self._error("Incorrect API key provided", "authentication_error"))
+            return True
+        if path in ("/stats", "/stats/reset"):  # for the benchmark: how many requests it held at once
+            if method == "POST":
+                with self._lock:
+                    self.max_in_flight, self.requests = self.in_flight, []
+            await self._send(writer, 200, {"max_in_flight": self.max_in_flight, "requests": len(self.requests)})
             return True
         if method == "GET" and path.endswith("/models"):
             await self._send(writer, 200, {"object": "list", "data": [

@@ -200,6 +200,7 @@ def test_cancel_keeps_finished_problems_and_resume_asks_only_the_others(tmp_path
     assert all(t.asked[q] == asked_before[q] for q in before)  # a finished problem is never asked again
 
 
+@pytest.mark.slow
 def test_a_killed_process_loses_no_finished_problem_and_resume_has_no_duplicate(tmp_path, distill_home):
     counts = {f"Count to {i} and say the number you reach?": str(i) for i in range(10, 46)}
     path = tmp_path / "counts.jsonl"
@@ -274,7 +275,8 @@ def test_bad_input_is_one_line_naming_the_flag_before_any_teacher_call(tmp_path,
         assert t.requests == []
         with pytest.raises(UserError, match=rf"the teacher at {t.url} does not serve model 'gpt-9'"):
             run_pipeline(resolve_config({**base, "teacher_model": "gpt-9", "output_dir": str(tmp_path / "a")}))
-    with pytest.raises(UserError, match=rf"cannot reach the teacher at {t.url} \(connection refused\)"):
+    unreachable = rf"cannot reach the teacher at {t.url} for model 'standin-r1' \(connection refused\)"
+    with pytest.raises(UserError, match=unreachable):
         run_pipeline(resolve_config({**base, "output_dir": str(tmp_path / "b")}))
     with StandinTeacher(key="sesame") as locked:
         with pytest.raises(UserError, match="refused the API key .*DISTILL_TEACHER_API_KEY"):

@@ -25,7 +25,7 @@ from backend.deps import Services, services
 from backend.services.catalog import base_ids, resolve, runs_with_models
 from backend.services.serving import BASE_SUFFIX, Served
 from distill.generation.engine import Generation, Prompt, Sampling
-from distill.reasoning import StreamSplitter, split_response
+from distill.reasoning import THINK_OPEN, StreamSplitter, is_thinking, split_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 DEFAULT_MAX_TOKENS = 1024
@@ -66,12 +66,21 @@ class _Sampled(BaseModel):
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
 
+    @property
+    def opens_thought(self) -> bool:
+        """The answer starts inside a thought (a continued assistant turn that opened one)."""
+        return False
+
 
 class ChatRequest(_Sampled):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=131_072)
     continue_final_message: bool = False
     add_generation_prompt: bool = True
+
+    @property
+    def opens_thought(self) -> bool:
+        return self.continue_final_message and is_thinking(self.messages[-1].text())
 
     def prompts(self) -> list[Prompt]:
         if self.max_completion_tokens and not self.max_tokens:
@@ -155,7 +164,7 @@ def _chunks(body: _Sampled, kind: str, n_prompts: int, generated: Iterator) -> I
         return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
 
     split = body.separate_reasoning and kind == "chat"
-    splitters = [StreamSplitter() for _ in range(n_prompts)]
+    splitters = [StreamSplitter(thinking=body.opens_thought) for _ in range(n_prompts)]
     if kind == "chat":
         yield chunk([choice(i, role=True) for i in range(n_prompts)])
     gens: list[Generation] = []
@@ -176,11 +185,11 @@ def _chunks(body: _Sampled, kind: str, n_prompts: int, generated: Iterator) -> I
     yield {"data": "[DONE]"}
 
 
-def _message(text: str, separate_reasoning: bool) -> dict[str, Any]:
+def _message(text: str, body: _Sampled) -> dict[str, Any]:
     """The assistant message; with ``separate_reasoning`` the thought apart, the content None while it is open."""
-    if not separate_reasoning:
+    if not body.separate_reasoning:
         return {"role": "assistant", "content": text}
-    split = split_response(text)
+    split = split_response((THINK_OPEN if body.opens_thought else "") + text)
     if not (split.opened or split.closed):
         return {"role": "assistant", "content": text, "reasoning_content": None}
     return {"role": "assistant", "content": split.answer if split.closed else None, "reasoning_content": split.thinking}
@@ -194,7 +203,7 @@ async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -
     gens = await _complete(request, svc, body, target)
     if kind == "chat":
         rid, obj = f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"
-        choices = [{"index": i, "message": _message(g.text, body.separate_reasoning), "logprobs": None,
+        choices = [{"index": i, "message": _message(g.text, body), "logprobs": None,
                     "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
     else:
         rid, obj = f"cmpl-{uuid.uuid4().hex}", "text_completion"

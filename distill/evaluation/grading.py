@@ -9,6 +9,7 @@ a multiple-choice letter. Every grader reads only the answer part of a response 
 from __future__ import annotations
 
 import atexit
+import functools
 import multiprocessing
 import re
 import threading
@@ -74,6 +75,14 @@ def _grade_batch(items: list[tuple[str, str, str]]) -> list[Grade]:
     return [graders[grader](answer_text(response), gold) for response, gold, grader in items]
 
 
+@functools.lru_cache(maxsize=8192)
+def _parsed_gold(gold_text: str) -> tuple:
+    """A gold answer parsed once: most of a grade's time, and every sample of a problem shares it."""
+    from math_verify import parse
+
+    return tuple(parse(gold_text, parsing_timeout=TIMEOUT_S))
+
+
 def _grade_math(answer: str, gold: str) -> Grade:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from math_verify.errors import TimeoutException
@@ -87,7 +96,7 @@ def _grade_math(answer: str, gold: str) -> Grade:
     answer = _HASHES.sub(lambda m: "\\boxed{" + m.group(1).strip() + "}", answer)
     config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
     try:
-        gold_parsed = parse(gold_text, parsing_timeout=TIMEOUT_S)
+        gold_parsed = list(_parsed_gold(gold_text))
         parsed = parse(answer, extraction_config=config, parsing_timeout=TIMEOUT_S)
         if not parsed:
             return Grade(None, gold, False, None)

@@ -88,17 +88,21 @@ class OpenAIEngine:
         try:
             served = {m.id for m in client.models.list()}
         except openai.APIConnectionError as e:
-            raise EngineError(f"cannot reach {self._where} ({_why(e)})") from None
+            raise EngineError(f"cannot reach {self._where} for {self._names} ({_why(e)})") from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
             raise self._refused_key(e.status_code) from None
         except openai.APIStatusError as e:
-            raise EngineError(f"{self._where} answered GET /models with {e.status_code}") from None
+            raise EngineError(f"{self._where} answered GET /models with {e.status_code} (for {self._names})") from None
         finally:
             client.close()
         for role, name in self.served.items():
             if name not in served:
                 listed = ", ".join(sorted(str(s) for s in served)[:10]) or "none"
                 raise EngineError(f"{self._where} does not serve model {name!r} (for {role}); it serves: {listed}")
+
+    @property
+    def _names(self) -> str:
+        return "model " + ", ".join(repr(n) for n in dict.fromkeys(self.served.values()))
 
     def _refused_key(self, status: int) -> EngineError:
         return EngineError(f"{self._where} refused the API key ({status}); set {self.key_env}")
@@ -270,7 +274,14 @@ async def _read(made: Any, answered: bool) -> _Reply:
 
 
 async def _read_stream(stream: Any, emit: Callable[[str], None], answered: bool) -> _Reply:
+    """The streamed reply; its text is exactly what was emitted (the tags around a separate thought included)."""
     thought, answer, finish, made = None, "", "length", None
+    sent: list[str] = []
+
+    def say(piece: str) -> None:
+        sent.append(piece)
+        emit(piece)
+
     try:
         async for chunk in stream:
             made = chunk if getattr(chunk, "usage", None) else made
@@ -279,15 +290,15 @@ async def _read_stream(stream: Any, emit: Callable[[str], None], answered: bool)
                 piece = _thought_of(delta) if delta is not None else None
                 if piece:
                     if thought is None and not answered:
-                        emit(THINK_OPEN + "\n")
+                        say(THINK_OPEN + "\n")
                     thought = (thought or "") + piece
-                    emit(piece)
+                    say(piece)
                 text = (delta.content if delta is not None else choice.text) or ""
                 if text:
                     if thought is not None and not answer and not answered:
-                        emit("\n" + THINK_CLOSE + "\n\n")
+                        say("\n" + THINK_CLOSE + "\n\n")
                     answer += text
-                    emit(text)
+                    say(text)
                 if choice.finish_reason:
                     finish = _finish(choice.finish_reason)
     except openai.APIError as e:
@@ -295,7 +306,7 @@ async def _read_stream(stream: Any, emit: Callable[[str], None], answered: bool)
     except Exception as e:  # noqa: BLE001 - the transport's own errors: what was streamed cannot be taken back
         raise EngineError(f"the stream was dropped ({_why(e)})", per_request=True) from None
     tokens, prompt_tokens, think = _usage(made)
-    return _Reply(_joined(thought, answer, answered), tokens, prompt_tokens, finish, think)
+    return _Reply("".join(sent), tokens, prompt_tokens, finish, think)
 
 
 def _why(e: Exception) -> str:

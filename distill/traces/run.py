@@ -156,7 +156,8 @@ def _base_row(config: RunConfig, plan_: TracePlan, p: Problem, index: int) -> di
 
 
 class _Collector:
-    """Turns finished generations into finished problems, off the engine's thread: grades, judges, writes."""
+    """Turns finished generations into finished problems: grades, judges, writes. It runs in the thread that
+    called ``generate`` (the main one, where math-verify's timeouts work), the engine in another."""
 
     def __init__(self, config: RunConfig, plan_: TracePlan, tokenizer: Any, store: TraceLog,
                  jobs: list[tuple[int, Problem]], on_done: Callable[[dict[str, Any]], None]):
@@ -167,19 +168,15 @@ class _Collector:
         self.inbox: queue.Queue[tuple[int, Generation] | None] = queue.Queue()
         self.error: BaseException | None = None
         self.cpu_s = 0.0
-        self.thread = threading.Thread(target=self._loop, name="traces-collector", daemon=True)
-        self.thread.start()
 
     def put(self, prompt_index: int, gen: Generation) -> None:
         self.inbox.put((prompt_index, gen))
 
-    def close(self) -> None:
+    def end(self) -> None:
         self.inbox.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
 
-    def _loop(self) -> None:
+    def drain(self) -> None:
+        """Until ``end``: every problem whose last sample arrived is finished and written."""
         while (item := self.inbox.get()) is not None:
             if self.error is not None:
                 continue
@@ -193,13 +190,17 @@ class _Collector:
                     row = self.finish(*self.jobs[job], [got[i] for i in range(self.n)])
                     self.store.add(row)
                     self.on_done(row)
-                except BaseException as e:  # noqa: BLE001 - re-raised by close() in the generating thread
+                except Exception as e:  # noqa: BLE001 - stops the engine; re-raised once it has stopped
                     self.error = e
                 self.cpu_s += time.thread_time() - t0
 
-    def student_tokens(self, messages: list[dict[str, str]], text: str) -> int:
-        return len(self.tok.apply_chat_template([*messages, {"role": "assistant", "content": text}], tokenize=True,
-                                                return_dict=False))
+    def student_tokens(self, messages: list[dict[str, str]], texts: list[str]) -> list[int]:
+        """Each reply's training row in the student's tokens, as training counts them (rendered, tokenized at once)."""
+        if not texts:
+            return []
+        rendered = [self.tok.apply_chat_template([*messages, {"role": "assistant", "content": t}], tokenize=False)
+                    for t in texts]
+        return [len(ids) for ids in self.tok(rendered, add_special_tokens=False)["input_ids"]]
 
     def finish(self, index: int, p: Problem, gens: list[Generation]) -> dict[str, Any]:
         gens = [_normalized(g) for g in gens]
@@ -207,10 +208,10 @@ class _Collector:
         grades = dict(zip(answered, grade_many([(gens[i].text, p.answer, self.plan.problems.grader)
                                                 for i in answered]), strict=True))
         messages = messages_for(self.config, self.plan.system, p.prompt)
-        samples = []
-        for i, g in enumerate(gens):
-            closed = g.error is None and g.finish_reason == "stop" and split_response(g.text).closed
-            samples.append(sample_record(g, grades.get(i), self.student_tokens(messages, g.text) if closed else None))
+        closed = [i for i, g in enumerate(gens)
+                  if g.error is None and g.finish_reason == "stop" and split_response(g.text).closed]
+        lengths = dict(zip(closed, self.student_tokens(messages, [gens[i].text for i in closed]), strict=True))
+        samples = [sample_record(g, grades.get(i), lengths.get(i)) for i, g in enumerate(gens)]
         row = {**_base_row(self.config, self.plan, p, index),
                "status": "answered" if answered else "failed", "prompt_messages": messages,
                "generations": [g.text for g in gens], "finish_reasons": [g.finish_reason for g in gens],
@@ -356,17 +357,28 @@ def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any, st
         return progress.spent.is_set() or collector.error is not None or bool(should_cancel and should_cancel())
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    try:
-        engine.generate(prompts, should_cancel=stop, desc="teacher", on_result=collector.put)
-    except GenerationCancelled:
-        collector.close()
+    failure: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            engine.generate(prompts, should_cancel=stop, desc="teacher", on_result=collector.put)
+        except BaseException as e:  # noqa: BLE001 - handed to the collecting thread
+            failure.append(e)
+        finally:
+            collector.end()
+
+    asking = threading.Thread(target=ask, name="traces-teacher", daemon=True)
+    asking.start()
+    collector.drain()
+    asking.join()
+    if collector.error is not None:
+        raise collector.error
+    if failure and isinstance(failure[0], GenerationCancelled):
         if progress.spent.is_set():
             return "budget"
-        raise RunCancelled(f"cancelled during trace generation; {progress.done} finished problems are kept") from None
-    except UserError:
-        collector.close()
-        raise
-    collector.close()
+        raise RunCancelled(f"cancelled during trace generation; {progress.done} finished problems are kept")
+    if failure:
+        raise failure[0]
     wall = time.perf_counter() - wall0
     log.info("generate: %d samples in %.1f s (%.2f samples/s); client CPU %.2f ms per sample (%.2f ms of it "
              "grading and writing)", len(prompts), wall, len(prompts) / max(wall, 1e-9),

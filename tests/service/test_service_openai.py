@@ -275,3 +275,33 @@ def test_the_openai_engine_names_what_is_wrong_in_one_line(served, monkeypatch) 
         OpenAIEngine(api.v1, {"sft": f"run-{lora}"}, key="wrong").check()
     with pytest.raises(EngineError, match="cannot reach the engine at http://127.0.0.1:9/v1"):
         OpenAIEngine("http://127.0.0.1:9/v1", {"sft": "x"}).check()
+
+
+def test_separate_reasoning_returns_the_thought_in_reasoning_content(client, served) -> None:
+    """As DeepSeek's API and vLLM's reasoning parser: the thought apart, only the answer in ``content``."""
+    _, lora, _ = served
+    started = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "<think>\n"}]
+    forced = {"continue_final_message": True, "add_generation_prompt": False, "max_thinking_tokens": 5}
+    args = dict(model=f"run-{lora}", messages=started, max_tokens=24, temperature=0)
+    plain = client.chat.completions.create(**args, extra_body=forced).choices[0].message
+    split = client.chat.completions.create(**args, extra_body={**forced, "separate_reasoning": True}).choices[0].message
+    thought, _, answer = plain.content.partition("</think>")
+    assert split.reasoning_content == thought.strip() and split.reasoning_content
+    assert split.content == answer.strip() and "</think>" not in split.content
+    # Streamed: the thought's deltas in reasoning_content, the answer's in content, the same text as above.
+    deltas = {"reasoning_content": "", "content": ""}
+    for chunk in client.chat.completions.create(**args, stream=True, extra_body={**forced, "separate_reasoning": True}):
+        for choice in chunk.choices:
+            extra = choice.delta.model_extra or {}
+            deltas["reasoning_content"] += extra.get("reasoning_content") or ""
+            deltas["content"] += choice.delta.content or ""
+    assert deltas["reasoning_content"].strip() == split.reasoning_content
+    assert deltas["content"].strip() == split.content
+    # Without the option nothing changes: the whole text in content, no reasoning_content.
+    assert "reasoning_content" not in (plain.model_extra or {})
+    # An open thought (no budget, the random adapter never closes it): content is None.
+    open_ = client.chat.completions.create(**args, extra_body={"continue_final_message": True,
+                                                               "add_generation_prompt": False,
+                                                               "separate_reasoning": True}).choices[0].message
+    assert open_.content is None and open_.reasoning_content
+
