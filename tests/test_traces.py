@@ -314,3 +314,21 @@ def test_mode_all_with_a_teacher_generates_trains_and_evaluates_on_held_out_prob
     asked = {m["content"] for r in t.requests for m in r["messages"] if m["role"] == "user"}
     assert len(held) == 3 and not any(h in q for h in held for q in asked)  # never sent to the teacher
     assert result.data_report["rows_kept"] == f["kept"]
+
+
+def test_the_report_so_far_counts_what_the_final_report_says(tmp_path, distill_home):
+    """While a job runs the API answers rows_report over the rows written so far: on the finished rows it must
+    agree with data_report.json."""
+    from distill.traces.run import rows_report
+
+    path = write_problems(tmp_path, [{"question": "  what is 11 PLUS 31 apples in   the basket?", "answer": "42"}])
+    with teacher() as t:
+        config = gen_config(path, t, tmp_path / "run")
+        final = run_pipeline(config).data_report
+    live = rows_report(config, rows_of(tmp_path / "run"))
+    assert live["live"] and not final["live"]
+    assert {k: v for k, v in live["funnel"].items() if v is not None} == {
+        k: final["funnel"][k] for k in ("duplicates", "contaminated", "answered", "failed", "samples", "complete",
+                                        "correct", "kept")}
+    assert live["funnel"]["duplicates"] == 1 and live["funnel"]["problems_read"] is None
+    assert (live["rejected"], live["teacher"], live["tokens"]) == (final["rejected"], final["teacher"], final["tokens"])

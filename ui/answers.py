@@ -12,16 +12,17 @@ MARK = {True: "✓", False: "✗", None: "–"}
 MARK_CLASS = {True: "ds-good", False: "ds-bad", None: "ds-neutral"}
 
 
-def _text_parts(answer: dict[str, Any], streaming: bool = False) -> list[str]:
+def text_parts(answer: dict[str, Any], streaming: bool = False, open_thought: bool = False) -> list[str]:
     """The thought (collapsible) and the answer, as the API split them (``thinking``, ``answer_part``,
-    ``thinking_closed``): the dashboard never parses ``<think>`` itself."""
+    ``thinking_closed``); a stored trace comes as one text in a fixed format, split by
+    ``traces_view.split_trace``."""
     reasoning, closed = answer.get("thinking"), answer.get("thinking_closed", True)
     text = str(answer.get("answer_part") or "").strip()
     out = []
     if reasoning is not None:
         words = len(str(reasoning).split())
         note = "" if closed else (" · thinking…" if streaming else " · not closed (cut off)")
-        is_open = " open" if streaming and not closed else ""
+        is_open = " open" if open_thought or (streaming and not closed) else ""
         out.append(f'<details class="ds-think"{is_open}><summary>Reasoning ({words} words{note})</summary>'
                    f'<div class="ds-think-body">{esc(str(reasoning).strip())}</div></details>')
     if text:
@@ -32,7 +33,7 @@ def _text_parts(answer: dict[str, Any], streaming: bool = False) -> list[str]:
     return out
 
 
-def _extracted(extracted: Any, correct: bool | None, gold: Any = None) -> str:
+def extracted_html(extracted: Any, correct: bool | None, gold: Any = None) -> str:
     mark, cls = MARK[correct] if correct in (True, False) else "", MARK_CLASS.get(correct, "ds-neutral")
     said = "correct" if correct else "wrong" if correct is False else "ungraded"
     shown = esc(extracted) if extracted not in (None, "") else '<span class="ds-muted">none found</span>'
@@ -44,11 +45,11 @@ def _extracted(extracted: Any, correct: bool | None, gold: Any = None) -> str:
 def response_html(side: dict[str, Any], *, streaming: bool = False, graded: bool = True,
                   ground_truth: Any = None) -> str:
     """One answer of the evaluation's ``samples`` or the Playground: reasoning, answer, its mark."""
-    out = ['<div class="ds-resp">', *_text_parts(side, streaming)]
+    out = ['<div class="ds-resp">', *text_parts(side, streaming)]
     if streaming:
         out.append('<span class="ds-cursor">▍</span>')
     if graded:
-        out.append(_extracted(side.get("answer"), side.get("correct"), ground_truth))
+        out.append(extracted_html(side.get("answer"), side.get("correct"), ground_truth))
         bits = []
         if finite(side.get("quality_score")):
             bits.append(f"quality {side['quality_score']:.2f}")
@@ -91,6 +92,6 @@ def sample_html(sample: dict[str, Any], title: str = "") -> str:
     if sample.get("finish_reason"):
         bits.append(f"finish: {sample['finish_reason']}")
     head = f'<div class="ds-sample-title">{esc(title)}{tags}</div>' if title or tags else ""
-    return (f'<div class="ds-resp ds-bench-sample">{head}{"".join(_text_parts(sample))}'
-            f'{_extracted(sample.get("extracted"), sample.get("correct"))}'
+    return (f'<div class="ds-resp ds-bench-sample">{head}{"".join(text_parts(sample))}'
+            f'{extracted_html(sample.get("extracted"), sample.get("correct"))}'
             f'<div class="ds-small ds-muted">{esc(" · ".join(bits))}</div></div>')

@@ -1,13 +1,14 @@
 """The dashboard: ``build_dashboard(api_url, token)`` returns the Gradio Blocks.
 
-Pages: Launch, Runs, Run, Benchmarks, Playground, Compare. Every call goes through the REST API
+Pages: Launch, Runs, Run, Traces, Benchmarks, Playground, Compare. Every call goes through the REST API
 (``ui.client``); nothing here touches the database or imports the service. Long calls are
 streamed (logs, generation) or polled with ``gr.Timer`` (only the visible page polls), and
 every API error is shown as one readable line, so the page survives an API restart.
 
 Each page module builds its components into the :class:`~ui.manager.Manager` under its name and
 wires what stays inside it; this module wires what crosses pages (open a run, clone it into the
-form, open a benchmark result) and the query string (``?run=ID``, ``?tab=NAME``).
+form, open a benchmark result, open a trace generation, train on its traces) and the query string (``?run=ID``,
+``?tab=NAME``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import httpx
 
 from ui.client import ApiCallError, ApiClient, AsyncApiClient
 from ui.manager import Manager, merge
-from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list
+from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list, traces
 from ui.pages.common import Ctx, FormSchema, click_data, parse_schema, to_int
 from ui.shared import banner_html, esc
 from ui.theme import CSS, THEME
@@ -29,8 +30,8 @@ TITLE = "Distill Studio"
 HEALTH_S = 10.0
 # (tab id, title, page module) in tab order.
 PAGES = (("launch", "Launch", launch), ("runs", "Runs", run_list), ("run", "Run", run_detail),
-         ("benchmarks", "Benchmarks", benchmarks), ("playground", "Playground", playground),
-         ("compare", "Compare", compare_runs))
+         ("traces", "Traces", traces), ("benchmarks", "Benchmarks", benchmarks),
+         ("playground", "Playground", playground), ("compare", "Compare", compare_runs))
 TAB_IDS = tuple(tab for tab, _, _ in PAGES)
 
 
@@ -141,8 +142,13 @@ def open_problems(ctx: Ctx, m: Manager, run_id: Any, suite: Any = None, job: Any
                  benchmarks.select(ctx, m, run_id, suite or None, job or None))
 
 
+def open_traces(ctx: Ctx, m: Manager, run_id: Any) -> dict[Any, Any]:
+    return {**open_tab(m, "traces"), **traces.select(ctx, m, run_id)}
+
+
 def navigation_outputs(m: Manager) -> list[Any]:
-    return [m["app.tabs"], m["run.pick"], *timer_list(m), m["benchmarks.board"], *benchmarks.outputs(m)]
+    return [m["app.tabs"], m["run.pick"], *timer_list(m), m["benchmarks.board"], *benchmarks.outputs(m),
+            *traces.outputs(m)]
 
 
 def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
@@ -156,6 +162,8 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
                        m.list("playground.run", "playground.banner")),
         "compare": ([m["compare.runs"]], lambda c: compare_runs.refresh(ctx, m, c),
                     m.list("compare.runs", "compare.banner")),
+        "traces": (m.list("traces.run", "traces.verdict", "traces.status", "traces.q", "traces.page"),
+                   lambda *v: traces.refresh(ctx, m, *v), traces.outputs(m)),
     }
     for tab, block in tab_blocks.items():
         ins, fill, outs = fills.get(tab, ([], None, []))
@@ -169,10 +177,12 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
     run_open = [m["app.tabs"], m["run.pick"], *timer_list(m)]
 
     def navigate(evt: gr.EventData) -> Any:
-        """A click on a link inside the HTML of a page: a run, or one benchmark result's problems."""
+        """A click on a link inside the HTML of a page: a run, a benchmark result's problems, a generation's traces."""
         data = click_data(evt)
         if data.get("open") == "run":
             return open_run(ctx, m, data.get("run"))
+        if data.get("open") == "traces":
+            return open_traces(ctx, m, data.get("run"))
         if data.get("open") == "problems":
             return open_problems(ctx, m, data.get("run"), data.get("suite"), data.get("job"))
         return gr.skip()
@@ -218,11 +228,42 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
 
     m["run.playground_btn"].click(to_playground, [m["run.pick"]],
                                   [m["app.tabs"], m["playground.run"], m["playground.banner"], *timer_list(m)])
+    wire_train_on_traces(ctx, m, clone_outs)
+
+
+def wire_train_on_traces(ctx: Ctx, m: Manager, clone_outs: list[Any]) -> None:
+    """"Train on this" (Traces page): the Launch form filled to train on the generated dataset, its preview shown."""
+    banner = m["traces.banner"]
+
+    def train_on(run_id: Any) -> dict[Any, Any]:
+        rid = to_int(run_id)
+        if rid is None:
+            return {banner: banner_html("Pick a trace generation first.", "info")}
+        try:
+            run = ctx.api.get_run(rid)
+            datasets = ctx.api.list_datasets()
+        except ApiCallError as e:
+            return {banner: banner_html(e.message)}
+        item = next((d for d in datasets if d.get("kind") == "generated" and d.get("run_id") == rid), None)
+        if item is None:
+            return {banner: banner_html(traces.nothing_to_train(run), "info")}
+        if "ds_pick" not in form:  # no form: the API did not answer when the dashboard started
+            return {banner: banner_html(launch.NO_SCHEMA)}
+        return merge(launch.refresh(ctx, m), open_tab(m, "launch"),
+                     {form["preset"]: gr.update(value=launch.NO_PRESET), form["preset_info"]: ""},
+                     launch.fill_updates(ctx, m, traces.training_config(run, item["ref"])),
+                     {form["ds_pick"]: gr.update(value=item["id"])}, launch.show_dataset(ctx, m, item),
+                     {form["banner"]: banner_html(f"Form filled to train on the {item.get('rows')} traces kept by "
+                                                  f"run #{rid}: adjust and launch.", "info"), banner: ""})
+
+    form = m.page("launch")
+    outs = list(dict.fromkeys([*clone_outs, *launch.outputs(ctx, m), form["ds_preview"], form["ds_report"], banner]))
+    m["traces.train_btn"].click(train_on, [m["traces.run"]], outs)
 
 
 def wire_load(ctx: Ctx, m: Manager, demo: gr.Blocks) -> None:
     """Page load: presets, models, datasets; ``?run=N`` opens that run, ``?tab=NAME`` a page
-    (``?tab=benchmarks&run=N&suite=NAME[&job=J]`` one benchmark result)."""
+    (``?tab=benchmarks&run=N&suite=NAME[&job=J]`` one benchmark result, ``?tab=traces&run=N`` one generation)."""
 
     def params(request: gr.Request | None) -> dict[str, str]:
         return dict(request.query_params) if request is not None else {}
@@ -246,6 +287,8 @@ def wire_load(ctx: Ctx, m: Manager, demo: gr.Blocks) -> None:
             return playground.refresh(ctx, m, pg_run)
         if tab == "compare":
             return compare_runs.refresh(ctx, m, cmp_runs)
+        if tab == "traces":
+            return traces.select(ctx, m, q.get("run"))
         if tab == "benchmarks":
             if to_int(q.get("run")) is not None:
                 return open_problems(ctx, m, q.get("run"), q.get("suite"), q.get("job"))

@@ -74,10 +74,11 @@ class Artifact(TypedDict, total=False):
 class Dataset(TypedDict, total=False):
     id: int | str
     name: str
-    kind: Literal["builtin", "upload"]
+    kind: Literal["builtin", "upload", "generated"]
     ref: str
     rows: int | None
     report: dict[str, Any]
+    run_id: int | None  # a generated dataset: the trace generation that made it
 
 
 class GenSide(TypedDict, total=False):
@@ -168,6 +169,14 @@ class LeaderboardRow(TypedDict):
     job_id: int
     created_at: str | None
     result: SuiteResult
+
+
+class TracesPage(TypedDict):
+    run_id: int
+    # data_report.json (funnel, rejected, teacher, tokens, …); None until the generation has finished
+    report: dict[str, Any] | None
+    total: int  # problems matching the filter
+    items: list[dict[str, Any]]  # generations.jsonl rows: a problem, its samples and their verdicts
 
 
 class Leaderboard(TypedDict):
@@ -420,6 +429,15 @@ class ApiClient(_Base):
 
     def leaderboard(self) -> Leaderboard:
         return self._json("GET", "/benchmarks", "leaderboard")
+
+    # -- trace generation
+    def traces(self, run_id: int, verdict: str | None = None, status: str | None = None, q: str | None = None,
+               offset: int = 0, limit: int = 50) -> TracesPage:
+        """One page of a trace generation's problems (filtered by a sample's verdict, the problem's status, text
+        in the problem), with its report; 404 for a run without a teacher, 422 for an unknown verdict/status."""
+        params = _clean_params({"verdict": verdict, "status": status, "q": q or None, "offset": offset, "limit": limit})
+        return self._json("GET", f"/runs/{int(run_id)}/traces", f"traces of run {run_id}", params=params,
+                          timeout=httpx.Timeout(self.timeout, read=60))
 
     # -- datasets
     def list_datasets(self) -> list[Dataset]:

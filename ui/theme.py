@@ -144,6 +144,44 @@ a.ds-cell:hover { background: var(--background-fill-secondary); outline: 1px sol
   color: var(--body-text-color-subdued); margin-bottom: .2rem; }
 .ds-system summary { cursor: pointer; color: var(--body-text-color-subdued); font-size: .85em; }
 .ds-jobs a, .ds-board a, #run-parent a { cursor: pointer; }
+/* traces: the funnel's bars, verdict badges, problems folded */
+.ds-banner-warn { background: var(--ds-warn-bg); color: var(--ds-warn); border: 1px solid var(--ds-warn); }
+.ds-traces-summary { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.2rem; margin-top: .7rem; }
+@media (max-width: 960px) { .ds-traces-summary { grid-template-columns: minmax(0, 1fr); } }
+.ds-funnel { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 300px), 1fr)); gap: 1rem; }
+.ds-frow { display: grid; grid-template-columns: 6.5rem minmax(3rem, 1fr) 3.2rem 2.6rem; align-items: center; gap: .45rem;
+  margin: .3rem 0; font-variant-numeric: tabular-nums; cursor: help; }
+.ds-flabel { color: var(--body-text-color-subdued); }
+.ds-fbar { height: 14px; background: var(--ds-bar-bg); border-radius: 4px; overflow: hidden; }
+.ds-fbar-fill { display: block; height: 100%; background: var(--ds-bar); transition: width .6s ease; }
+.ds-frow[data-key=kept] .ds-fbar-fill { background: var(--ds-good); }
+.ds-fnum { text-align: right; font-weight: 600; }
+.ds-fpct { text-align: right; font-size: .8em; color: var(--body-text-color-subdued); }
+.ds-dropped, .ds-rejections { margin-top: .8rem; }
+.ds-drops { display: flex; flex-wrap: wrap; gap: .35rem; margin: .25rem 0; }
+.ds-drop { font-size: .85em; padding: .1rem .55rem; border-radius: 999px; background: var(--background-fill-secondary);
+  border: 1px solid var(--border-color-primary); }
+.ds-verdict { display: inline-block; font-size: .78em; font-weight: 600; padding: .05rem .45rem; border-radius: 999px;
+  border: 1px solid currentColor; white-space: nowrap; cursor: help; }
+.ds-v-kept { color: var(--ds-good); background: var(--ds-good-bg); }
+.ds-v-bad { color: var(--ds-bad); background: var(--ds-bad-bg); }
+.ds-v-warn { color: var(--ds-warn); background: var(--ds-warn-bg); }
+.ds-v-muted { color: var(--body-text-color-subdued); background: var(--background-fill-secondary); }
+.ds-verdict.ds-zero { opacity: .45; }
+details.ds-tproblem { padding: .45rem .7rem; margin: .45rem 0; }
+details.ds-tproblem > summary { display: flex; gap: .4rem; align-items: center; flex-wrap: wrap; cursor: pointer;
+  list-style: none; }
+details.ds-tproblem > summary::-webkit-details-marker { display: none; }
+details.ds-tproblem > summary::before { content: "▸"; color: var(--body-text-color-subdued); transition: transform .15s; }
+details.ds-tproblem[open] > summary::before { transform: rotate(90deg); }
+.ds-tq { flex: 1 1 14rem; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+details.ds-tproblem[open] .ds-tq { visibility: hidden; }
+details.ds-tproblem > .ds-prompt { margin-top: .5rem; }
+.ds-traces { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr)); gap: .6rem; }
+.ds-trace { min-width: 0; background: var(--background-fill-secondary); border-radius: 6px; padding: .45rem .6rem;
+  border-left: 3px solid var(--border-color-primary); overflow-wrap: anywhere; }
+.ds-trace[data-verdict=kept] { border-left-color: var(--ds-good); }
+.ds-why { margin-bottom: .35rem; }
 /* empty banners take no room */
 .ds-collapse:not(:has(.ds-banner)):not(:has(.ds-failure)) { display: none !important; }
 .ds-code textarea, .ds-code pre { font-size: 12px !important; }

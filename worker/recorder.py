@@ -41,6 +41,7 @@ class RunRecorder:
         self.store, self.claim, self.epochs = store, claim, max(float(epochs), 1e-9)
         # Whose progress the problems answered are: a benchmark job's, a trace generation's (not a training run's).
         self.by_problems = claim.config.get("mode") in ("evaluate", "generate")
+        self.stage: str | None = None
         self.flush_s, self.heartbeat_s = flush_s, heartbeat_s
         self.stop_requested = stop_requested
         self._lock = threading.Lock()
@@ -64,6 +65,7 @@ class RunRecorder:
 
     def on_stage(self, stage: str) -> None:
         with self._lock:
+            self.stage = stage
             self._fields["stage"] = stage
             if stage == "train":
                 self._fields["train_started_at"] = datetime.now(UTC)
@@ -88,8 +90,9 @@ class RunRecorder:
                 self._fields["progress"], self._fields["eta_s"] = progress, eta
 
     def on_progress(self, done: int, total: int) -> None:
-        """Problems answered; they are the run's progress when it only evaluates (a benchmark job) or generates."""
-        if self.by_problems and total:
+        """Problems answered: the run's progress when it only evaluates (a benchmark job) or generates, and the
+        generate stage's before a run trains on the traces."""
+        if (self.by_problems or self.stage == "generate") and total:
             with self._lock:
                 self._fields["progress"] = round(done / total, 4)
 

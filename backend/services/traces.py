@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from backend.errors import FieldError, NotFound
 from backend.tables import Run
+from distill.config import RunConfig
 from distill.rundir import RunDir
+from distill.traces.run import rows_report
 from distill.traces.verdicts import VERDICTS
 
 PREFIX = "traces:"
@@ -37,8 +39,8 @@ def generated(s: Session) -> list[dict[str, Any]]:
             continue
         folder = RunDir(Path(output_dir))
         report = _report(folder)
-        if report is None or not folder.dataset.is_file():
-            continue
+        if report is None or not folder.dataset.is_file() or not report["funnel"]["kept"]:
+            continue  # nothing to train on
         teacher = Path(str(config["teacher_model"])).name if not config.get("teacher_url") else config["teacher_model"]
         out.append({"id": f"{PREFIX}{run_id}", "name": f"{name or f'run-{run_id}'}: traces from {teacher}",
                     "kind": "generated", "ref": str(folder.dataset), "rows": report["funnel"]["kept"],
@@ -74,9 +76,12 @@ def page(run: Run, verdict: str | None, status: str | None, search: str | None, 
                 rows.append(json.loads(line))
             except ValueError:  # the line being written right now
                 continue
-    latest = {str(r["id"]): r for r in rows}  # while it runs, a resumed problem may appear twice: the last counts
-    wanted = [r for r in sorted(latest.values(), key=lambda r: r.get("index", 0))
+    latest = sorted({str(r["id"]): r for r in rows}.values(), key=lambda r: r.get("index", 0))  # the last counts
+    wanted = [r for r in latest
               if (status is None or r.get("status") == status)
               and (verdict is None or verdict in (r.get("verdicts") or []))
               and (not search or search.lower() in str(r.get("problem", "")).lower())]
-    return {"run_id": run.id, "report": _report(folder), "total": len(wanted), "items": wanted[offset:offset + limit]}
+    report = _report(folder)
+    if report is None and latest:  # still generating (or stopped): what the rows written so far say
+        report = rows_report(RunConfig.model_validate(run.config), latest)
+    return {"run_id": run.id, "report": report, "total": len(wanted), "items": wanted[offset:offset + limit]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -181,29 +181,46 @@ def load_suite(spec: SuiteSpec, limit: int | None = None, seed: int = 0) -> Suit
     else:
         path = _existing(spec)
         source, where, rows = str(path), f"file {path}", _rows(spec, path)
-    problems: list[Problem] = []
-    skipped = 0
-    columns = None
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        columns = columns or _columns(spec, builtin, row, where)
-        problem = _problem(builtin, columns, row, index, seed)
-        if problem is None:
-            skipped += 1
-            continue
-        if problem.id in seen:  # a repeated id column value: keep ids unique (results are keyed by them)
-            problem = replace(problem, id=f"{problem.id}@{index}")
-        seen.add(problem.id)
-        problems.append(problem)
-        if limit is not None and len(problems) >= limit:
-            break
-    if columns is None:
+    columns: list[tuple[str, str]] = []
+
+    def build(index: int, row: dict[str, Any]) -> Problem | None:
+        columns[:] = columns or [_columns(spec, builtin, row, where)]
+        return _problem(builtin, columns[0], row, index, seed)
+
+    problems, skipped, any_row = collect_problems(rows, build, limit)
+    if not any_row:
         raise SuiteError(f"benchmark {spec.name!r}: {where} has no rows")
     if not problems:
         raise SuiteError(
             f"benchmark {spec.name!r}: {where} has no usable problems ({skipped} row(s) lack a problem or an answer)"
         )
     return Suite(spec.name, spec.grader or builtin.grader, source, problems, skipped)
+
+
+def collect_problems(rows: Iterable[dict[str, Any]], build: Callable[[int, dict[str, Any]], Problem | None],
+                     limit: int | None, skip: int = 0) -> tuple[list[Problem], int, bool]:
+    """(the first ``limit`` problems ``build`` makes of ``rows`` after ``skip`` usable ones, the rows without a
+    problem, whether there was any row). A repeated id gets ``@index``: results are keyed by ids."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    skipped = usable = 0
+    any_row = False
+    for index, row in enumerate(rows):
+        any_row = True
+        problem = build(index, row)
+        if problem is None:
+            skipped += 1
+            continue
+        usable += 1
+        if usable <= skip:
+            continue
+        if problem.id in seen:
+            problem = replace(problem, id=f"{problem.id}@{index}")
+        seen.add(problem.id)
+        problems.append(problem)
+        if limit is not None and len(problems) >= limit:
+            break
+    return problems, skipped, any_row
 
 
 def suite_from_items(name: str, grader: str, source: str, items: Sequence[tuple[str, str]]) -> Suite:

@@ -31,6 +31,7 @@ from distill.evaluation.suites import (
     Problem,
     Suite,
     SuiteError,
+    collect_problems,
     load_suite,
     parse_benchmarks,
 )
@@ -134,27 +135,14 @@ def _builtin_problems(source: ProblemSource, limit: int | None) -> Suite:
 
 
 def _row_problems(source: ProblemSource, limit: int | None) -> Suite:
-    rows = _rows(source.name, source.split)
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    skipped = usable = 0
-    columns: tuple[str, str] | None = None
-    for index, row in enumerate(rows):
-        columns = columns or _columns(source, row)
-        problem = _problem(row, columns, index)
-        if problem is None:
-            skipped += 1
-            continue
-        usable += 1
-        if usable <= source.skip:
-            continue
-        if problem.id in seen:
-            problem = replace(problem, id=f"{problem.id}@{index}")
-        seen.add(problem.id)
-        problems.append(problem)
-        if limit is not None and len(problems) >= limit:
-            break
-    if columns is None:
+    columns: list[tuple[str, str]] = []
+
+    def build(index: int, row: dict[str, Any]) -> Problem | None:
+        columns[:] = columns or [_columns(source, row)]
+        return _problem(row, columns[0], index)
+
+    problems, skipped, any_row = collect_problems(_rows(source.name, source.split), build, limit, source.skip)
+    if not any_row:
         raise ProblemError(f"--dataset: {source.name} has no rows")
     return _nonempty(Suite(source.name, source.grader, source.name, problems, skipped), source.name)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from distill.config import RunConfig
 from distill.data.builtin import EVAL_SPLIT, default_system
-from distill.errors import RunCancelled, UserError
+from distill.errors import RunCancelled
 from distill.evaluation.benchmark import BenchmarkSettings
 from distill.evaluation.grading import grade_many
 from distill.evaluation.stats import accuracy_interval, pass_at_k_table
@@ -92,16 +92,7 @@ def plan(config: RunConfig, hold_out: int = 0) -> TracePlan:
     limit = None if config.max_samples is None else config.max_samples + hold_out
     problems = read_problems(config.dataset, limit)
     system = config.teacher_system or default_system(config.dataset)
-    held_out: list[Problem] = []
-    pool = list(problems.problems)
-    if hold_out:
-        if problems.name.startswith("builtin:"):  # its own held-out split: disjoint by construction
-            held_out = read_problems(f"{problems.name}?split={EVAL_SPLIT}", hold_out).problems
-        else:
-            if len(pool) <= hold_out:
-                raise ProblemError(f"--eval_samples: holding out {hold_out} problems leaves none to ask the teacher: "
-                                   f"{config.dataset} has {len(pool)}")
-            pool, held_out = pool[:-hold_out], pool[-hold_out:]
+    pool, held_out = _split_held_out(problems, hold_out, config.dataset)
     dropped: dict[str, dict[str, Any]] = {}
     for pid, first in duplicates(pool, config.dedup_jaccard).items():
         dropped[pid] = {"status": "duplicate", "duplicate_of": first}
@@ -117,6 +108,19 @@ def plan(config: RunConfig, hold_out: int = 0) -> TracePlan:
         raise ProblemError(f"--dataset: no problem of {config.dataset} is left to ask (all duplicates or contaminated)")
     return TracePlan(Suite(problems.name, problems.grader, problems.source, pool, problems.skipped), asked,
                      held_out, dropped, system, list(texts), skipped)
+
+
+def _split_held_out(problems: Suite, n: int, dataset: str) -> tuple[list[Problem], list[Problem]]:
+    """(the problems to ask, the last ``n`` held out); the built-in generator has a held-out split of its own."""
+    pool = list(problems.problems)
+    if not n:
+        return pool, []
+    if problems.name.startswith("builtin:"):  # disjoint by construction
+        return pool, read_problems(f"{problems.name}?split={EVAL_SPLIT}", n).problems
+    if len(pool) <= n:
+        raise ProblemError(f"--eval_samples: holding out {n} problems leaves none to ask the teacher: {dataset} has "
+                           f"{len(pool)}")
+    return pool[:-n], pool[-n:]
 
 
 class TraceLog:
@@ -330,7 +334,7 @@ def generate(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any
             judge(row, config)
     rows = store.compact([p.id for p in plan_.problems.problems])
     kept = write_dataset(config, rows, run.dataset)
-    report = trace_report(config, plan_, rows, kept, time.perf_counter() - t0, stopped)
+    report = trace_report(config, plan_, rows, time.perf_counter() - t0, stopped)
     run.data_report.write_text(json.dumps(report, indent=2))
     from distill.traces.card import write_card
 
@@ -431,34 +435,43 @@ def teacher_stats(config: RunConfig, rows: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def trace_report(config: RunConfig, plan_: TracePlan, rows: list[dict[str, Any]], kept: int, seconds: float,
-                 stopped: str | None) -> dict[str, Any]:
-    """``data_report.json``: the funnel from problems read to rows kept, rejections by reason, the teacher."""
+def rows_report(config: RunConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``generations.jsonl``'s rows alone tell: the funnel from the problems answered on, rejections by reason,
+    the teacher, the tokens. While a job runs it is the report so far (``live``); the counts that need the plan
+    (problems read, asked, held out) are None then."""
     status = Counter(r.get("status") for r in rows)
     verdict = Counter(v for r in rows for v in r.get("verdicts") or [])
     answered = [r for r in rows if r.get("status") == "answered"]
     kept_tokens = [r["student_tokens"][k] for r in rows for k, v in enumerate(r.get("verdicts") or []) if v == "kept"]
-    by_suite = Counter(s for d in plan_.dropped.values() for s in d.get("contaminated_by", ()))
     return {
-        "kind": "traces",
+        "kind": "traces", "live": True,
         "funnel": {
-            "problems_read": len(plan_.problems.problems) + len(plan_.held_out), "duplicates": status["duplicate"],
-            "contaminated": status["contaminated"], "held_out": len(plan_.held_out), "asked": len(plan_.asked),
-            "answered": len(answered), "failed": status["failed"],
-            "unasked": len(plan_.asked) - len(answered) - status["failed"],
+            "problems_read": None, "duplicates": status["duplicate"], "contaminated": status["contaminated"],
+            "held_out": None, "asked": None, "answered": len(answered), "failed": status["failed"], "unasked": None,
             "samples": sum(len(r["generations"]) for r in answered),
             "complete": sum(sum(r["is_reasoning_complete"]) for r in answered),
-            "correct": sum(r["correctness_count"] for r in answered), "kept": kept,
+            "correct": sum(r["correctness_count"] for r in answered), "kept": verdict["kept"],
         },
         "rejected": {reason: verdict[reason] for reason in REJECTIONS},
-        "contaminated_by": {s: by_suite[s] for s in plan_.decontaminated_against},
-        "decontaminated_against": plan_.decontaminated_against, "not_decontaminated": plan_.not_decontaminated,
-        "rows_without_answer": plan_.problems.skipped,
+        "contaminated_by": dict(Counter(s for r in rows for s in r.get("contaminated_by") or ())),
         "teacher": teacher_stats(config, rows),
         "tokens": {"prompt": sum(sum(r["prompt_tokens"]) for r in answered),
                    "completion": sum(sum(r["sample_tokens"]) for r in answered),
                    "kept_p50": float(np.percentile(kept_tokens, 50)) if kept_tokens else None,
                    "kept_p95": float(np.percentile(kept_tokens, 95)) if kept_tokens else None},
-        "keep": config.keep, "num_generations": config.num_generations, "stopped": stopped,
-        "time_s": round(seconds, 1), "dataset": "dataset.jsonl",
+        "keep": config.keep, "num_generations": config.num_generations,
     }
+
+
+def trace_report(config: RunConfig, plan_: TracePlan, rows: list[dict[str, Any]], seconds: float,
+                 stopped: str | None) -> dict[str, Any]:
+    """``data_report.json``: the funnel from problems read to rows kept, rejections by reason, the teacher."""
+    report = rows_report(config, rows)
+    f = report["funnel"]
+    f.update(problems_read=len(plan_.problems.problems) + len(plan_.held_out), held_out=len(plan_.held_out),
+             asked=len(plan_.asked), unasked=len(plan_.asked) - f["answered"] - f["failed"])
+    report.update(live=False, decontaminated_against=plan_.decontaminated_against,
+                  not_decontaminated=plan_.not_decontaminated, rows_without_answer=plan_.problems.skipped,
+                  stopped=stopped, time_s=round(seconds, 1), dataset="dataset.jsonl")
+    report["contaminated_by"] = {s: report["contaminated_by"].get(s, 0) for s in plan_.decontaminated_against}
+    return report

@@ -22,30 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from ui_support import API_TOKEN, ARTIFACTS, MISSING_MODEL, ROOT, TINY, Studio
+from ui_support import API_TOKEN, ARTIFACTS, MISSING_MODEL, ROOT, TINY, Studio, fill_number, open_ui, tab, wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 RUN_TIMEOUT_S = 240  # a tiny run takes ~40 s on 2 busy cores; leave room
-
-
-def open_ui(pg: Any, url: str) -> None:
-    pg.goto(url)
-    pg.wait_for_selector("#ds-tabs", state="visible", timeout=30_000)
-    pg.wait_for_function("() => document.querySelector('#ds-health')?.innerText.includes('API')", timeout=20_000)
-
-
-def wait_text(pg: Any, selector: str, text: str, timeout: float = 20_000) -> None:
-    """Until ``selector``'s text contains ``text`` (the element may not be rendered yet, or re-rendered)."""
-    pg.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, text],
-                         timeout=timeout)
-
-
-def tab(pg: Any, name: str) -> None:
-    pg.get_by_role("tab", name=name, exact=True).click()
-
-
-def fill_number(pg: Any, field: str, value: Any) -> None:
-    pg.locator(f"#field-{field} input, #field-{field} textarea").first.fill(str(value))
 
 
 def fill_tiny_form(pg: Any, name: str) -> None:

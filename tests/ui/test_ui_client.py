@@ -131,6 +131,30 @@ def test_benchmark_endpoints_follow_the_contract() -> None:
     assert calls[-1][3] == {"preset": "demo"}
 
 
+def test_traces_endpoint_sends_only_the_filters_given() -> None:
+    calls = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append((req.url.path, dict(req.url.params)))
+        if req.url.params.get("verdict") == "bogus":  # as backend/errors.py FieldError answers
+            return httpx.Response(422, json={"detail": [{"loc": ["body", "verdict"], "type": "value_error",
+                                                         "msg": "unknown verdict 'bogus'; use one of kept, wrong"}]})
+        return httpx.Response(200, json={"run_id": 3, "report": None, "total": 0, "items": []})
+
+    api = _client(handler)
+    assert api.traces(3)["report"] is None
+    api.traces(3, verdict="looping", status="answered", q="apples", offset=20, limit=20)
+    api.traces(3, q="")
+    assert calls == [("/api/v1/runs/3/traces", {"offset": "0", "limit": "50"}),
+                     ("/api/v1/runs/3/traces", {"verdict": "looping", "status": "answered", "q": "apples",
+                                                "offset": "20", "limit": "20"}),
+                     ("/api/v1/runs/3/traces", {"offset": "0", "limit": "50"})]
+    with pytest.raises(ApiCallError, match="unknown verdict 'bogus'") as err:
+        api.traces(3, verdict="bogus")
+    assert "\n" not in str(err.value) and err.value.field_errors == {
+        "verdict": "unknown verdict 'bogus'; use one of kept, wrong"}
+
+
 def test_409_of_a_benchmark_job_is_one_line() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(409, json={"detail": "run 3 has no trained model yet (status running)"})

@@ -30,6 +30,28 @@ SERVER_STOP_S = 90  # the server waits up to 60 s for its worker
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+# --------------------------------------------------------------------------- driving the page
+
+def open_ui(pg: Any, url: str) -> None:
+    pg.goto(url)
+    pg.wait_for_selector("#ds-tabs", state="visible", timeout=30_000)
+    pg.wait_for_function("() => document.querySelector('#ds-health')?.innerText.includes('API')", timeout=20_000)
+
+
+def wait_text(pg: Any, selector: str, text: str, timeout: float = 20_000) -> None:
+    """Until ``selector``'s text contains ``text`` (the element may not be rendered yet, or re-rendered)."""
+    pg.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, text],
+                         timeout=timeout)
+
+
+def tab(pg: Any, name: str) -> None:
+    pg.get_by_role("tab", name=name, exact=True).click()
+
+
+def fill_number(pg: Any, field: str, value: Any) -> None:
+    pg.locator(f"#field-{field} input, #field-{field} textarea").first.fill(str(value))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

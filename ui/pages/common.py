@@ -12,10 +12,12 @@ from ui.shared import Catalog, CatalogCache, run_label
 log = logging.getLogger("ui")
 
 GROUP_TITLES = {
-    "run": "Run", "model": "Model", "data": "Data", "training": "Training",
-    "lora": "LoRA", "kl": "KL regularization", "evaluation": "Evaluation",
+    "run": "Run", "model": "Model", "data": "Data", "teacher": "Teacher (trace generation: mode generate, or all)",
+    "training": "Training", "lora": "LoRA", "kl": "KL regularization", "evaluation": "Evaluation",
+    "engine": "Inference engine",
 }
-GROUP_ORDER = ("run", "model", "data", "training", "lora", "kl", "evaluation")
+# The teacher right after the data: with a teacher_model, `dataset` holds the problems it is asked.
+GROUP_ORDER = ("run", "model", "data", "teacher", "training", "lora", "kl", "evaluation", "engine")
 # Fields the form does not show as inputs: the preset has its own picker at the top of the page.
 HIDDEN_FIELDS = {"preset"}
 
@@ -127,10 +129,12 @@ class Ctx:
 
 def run_choices(api: ApiClient, status: str | None = None, limit: int = 100,
                 with_status: bool = False, trained_only: bool = False) -> list[tuple[str, int]]:
-    """(label, id) per run; ``trained_only`` leaves out benchmark jobs (they measure a run's models, have none)."""
+    """(label, id) per run; ``trained_only`` leaves out benchmark jobs (they measure a run's models, have none) and
+    trace generations (mode generate: they write a dataset, train no model)."""
     page = api.list_runs(status=status, limit=limit)
     return [(run_label(r, with_status), int(r["id"])) for r in page.get("items", [])
-            if not (trained_only and r.get("parent_id") is not None)]
+            if not (trained_only and (r.get("parent_id") is not None
+                                      or (r.get("config") or {}).get("mode") == "generate"))]
 
 
 def error_text(exc: Exception) -> str:

@@ -18,11 +18,14 @@ import gradio as gr
 from ui.client import ApiCallError
 from ui.manager import Manager
 from ui.pages.common import GROUP_TITLES, Ctx, FieldSpec, error_text
+from ui.pages.traces_view import funnel_html
 from ui.shared import banner_html, esc, finite, kv_html
 
 PAGE = "launch"
 NO_PRESET = ""
-WIDE_FIELDS = {"model", "dataset", "output_dir", "sft_model_path", "lora_target_modules", "name", "benchmarks"}
+WIDE_FIELDS = {"model", "dataset", "output_dir", "sft_model_path", "lora_target_modules", "name", "benchmarks",
+               "teacher_model", "teacher_url", "teacher_prompt", "teacher_system", "decontaminate"}
+MULTILINE_FIELDS = {"teacher_prompt": 3, "teacher_system": 2}  # prompts: their line breaks are part of them
 NO_SCHEMA = ("The API did not answer when the dashboard started, so the run form could not be built from its "
              "schema. Restart the dashboard once the API is up.")
 
@@ -41,7 +44,9 @@ def coerce(spec: FieldSpec | None, value: Any) -> Any:
     if spec is None:
         return value
     if spec.kind == "list":
-        return split_list(value)
+        items = split_list(value)
+        # An empty optional list is its default (decontaminate: the benchmarks), not "none at all".
+        return None if not items and spec.nullable else items
     if value is None or (isinstance(value, str) and not value.strip()):
         return None if spec.nullable or spec.kind != "str" else ""
     if spec.kind in ("int", "float"):
@@ -181,7 +186,8 @@ def _component(spec: FieldSpec) -> gr.components.Component:
     if spec.kind in ("int", "float"):  # optional number: a text box, so "empty = default" is possible
         return gr.Textbox(value="" if spec.default is None else str(spec.default), placeholder="(empty: default)",
                           **common)
-    return gr.Textbox(value=spec.default or "", placeholder="(empty: default)" if spec.nullable else None, **common)
+    return gr.Textbox(value=spec.default or "", placeholder="(empty: default)" if spec.nullable else None,
+                      lines=MULTILINE_FIELDS.get(spec.name, 1), **common)
 
 
 def field_list(ctx: Ctx, m: Manager) -> list[Any]:
@@ -193,7 +199,9 @@ def build(ctx: Ctx, m: Manager) -> None:
     e: dict[str, Any] = {}
     gr.Markdown(
         "Pick a **preset** (or keep the defaults: the embedded CPU demo), adjust any field, then **Launch**. "
-        "The run opens on its own page, where logs and curves stream live.",
+        "The run opens on its own page, where logs and curves stream live. To have a teacher model write a "
+        "training dataset, set `mode` to generate and fill the **Teacher** fields (`dataset` holds the problems); "
+        "its traces show on the Traces page.",
         elem_classes=["ds-muted"],
     )
     with gr.Row(equal_height=False):
@@ -297,14 +305,7 @@ def wire_datasets(ctx: Ctx, m: Manager) -> None:
 
     def on_pick(ds_id: Any, datasets: list[dict[str, Any]]) -> Any:
         item = next((d for d in datasets if str(d.get("id")) == str(ds_id)), None)
-        if item is None:
-            return gr.skip()
-        try:
-            prev = ctx.api.dataset_preview(item["id"], n=3)
-        except ApiCallError as e:
-            return {dataset: gr.update(value=item["ref"]), p["ds_preview"]: banner_html(e.message), p["ds_report"]: ""}
-        return {dataset: gr.update(value=item["ref"]), p["ds_preview"]: preview_html(prev.get("rows") or []),
-                p["ds_report"]: kv_html(prev.get("report") or {}, "Data report"), p["banner"]: ""}
+        return gr.skip() if item is None else {**show_dataset(ctx, m, item), p["banner"]: ""}
 
     p["ds_pick"].input(on_pick, [p["ds_pick"], p["datasets_state"]],
                        [dataset, p["ds_preview"], p["ds_report"], p["banner"]])
@@ -318,15 +319,8 @@ def wire_datasets(ctx: Ctx, m: Manager) -> None:
             items = ctx.api.list_datasets()
         except ApiCallError as e:
             return {p["banner"]: banner_html(e.message)}
-        preview, report = "", kv_html(item.get("report") or {}, "Data report")
-        try:
-            prev = ctx.api.dataset_preview(item["id"], n=3)
-            preview = preview_html(prev.get("rows") or [])
-            report = kv_html(prev.get("report") or item.get("report") or {}, "Data report")
-        except ApiCallError as e:
-            preview = banner_html(e.message)
         return {p["ds_pick"]: gr.update(choices=dataset_choices(items), value=item["id"]), p["datasets_state"]: items,
-                dataset: gr.update(value=item["ref"]), p["ds_preview"]: preview, p["ds_report"]: report,
+                **show_dataset(ctx, m, item),
                 p["banner"]: banner_html(f"Uploaded {item.get('name')}: {item.get('rows')} rows", "ok")}
 
     p["ds_upload"].upload(on_upload, [p["ds_upload"], p["datasets_state"]],
@@ -334,11 +328,36 @@ def wire_datasets(ctx: Ctx, m: Manager) -> None:
 
 
 def dataset_choices(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """``name · upload · 120 rows``; a generated dataset says which run made it and that its rows are kept traces."""
     out = []
     for d in items:
-        rows = d.get("rows")
-        out.append((f"{d.get('name')} · {d.get('kind', '')}{f' · {rows} rows' if rows is not None else ''}", d.get("id")))
+        rows, kind = d.get("rows"), d.get("kind", "")
+        if kind == "generated":
+            origin = f"generated by run #{d['run_id']}" if d.get("run_id") is not None else "generated"
+            size = f" · {rows} traces kept" if rows is not None else ""
+        else:
+            origin, size = kind, f" · {rows} rows" if rows is not None else ""
+        out.append((f"{d.get('name')} · {origin}{size}", d.get("id")))
     return out
+
+
+def report_html(report: dict[str, Any] | None) -> str:
+    """A dataset's report: a generated one's funnel (problems → samples → kept), else its key/value table."""
+    if report and report.get("kind") == "traces":
+        return f'<div class="ds-col-title">How its traces were kept</div>{funnel_html(report)}'
+    return kv_html(report or {}, "Data report")
+
+
+def show_dataset(ctx: Ctx, m: Manager, item: dict[str, Any]) -> dict[Any, Any]:
+    """``dataset`` set to a known dataset's ref, and a few of its rows as they are trained, with its report."""
+    p = m.page(PAGE)
+    out = {p["field_dataset"]: gr.update(value=item["ref"])}
+    try:
+        prev = ctx.api.dataset_preview(item["id"], n=3)
+    except ApiCallError as e:
+        return {**out, p["ds_preview"]: banner_html(e.message), p["ds_report"]: report_html(item.get("report"))}
+    return {**out, p["ds_preview"]: preview_html(prev.get("rows") or []),
+            p["ds_report"]: report_html(prev.get("report") or item.get("report"))}
 
 
 def refresh(ctx: Ctx, m: Manager) -> dict[Any, Any]:

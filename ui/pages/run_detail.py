@@ -38,6 +38,7 @@ LOG_FLUSH_S = 0.3
 POLL_S = 1.5
 RECONNECT_S = 2.0
 PICK_HINT = '<div class="ds-muted">Pick a run above, or launch one.</div>'
+NO_EVAL_GENERATE = "No evaluation: a trace generation (mode generate) writes a dataset; it trains no model."
 
 # Follow the end of the log unless the reader scrolled up (then stay where they are).
 STICK_TO_BOTTOM_JS = """
@@ -93,7 +94,7 @@ def build(ctx: Ctx, m: Manager) -> None:
             gr.Markdown(f"**Log** <span class='ds-muted ds-small'>live; the last {LOG_LINES_SHOWN} lines; "
                         "scroll up to pause following</span>")
             e["log"] = gr.HTML(format_log_html([], 0, LOG_LINES_SHOWN), elem_id="ds-log", js_on_load=STICK_TO_BOTTOM_JS)
-        with gr.Column(scale=6, min_width=340):
+        with gr.Column(scale=6, min_width=340) as plots_box:
             names = list(PLOTS)
             for i in range(0, len(names), 2):
                 with gr.Row(equal_height=True):
@@ -105,6 +106,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                             x_title="step", y_title=title, elem_id=f"plot-{series[0]}", tooltip="all",
                             y_axis_format=".1e" if series == ("lr",) else None,
                         )
+    e["plots_box"] = plots_box
     gr.Markdown("### Benchmarks: base vs SFT on the same problems, pass@1 with its 95 % interval")
     e["bench_results"] = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>',
                                  elem_id="run-benchmarks", js_on_load=CLICK_JS)
@@ -182,6 +184,11 @@ def _tail(ctx: Ctx, run_id: int, n: int = 12) -> list[dict[str, Any]]:
     return lines
 
 
+def _generates_only(run: dict[str, Any]) -> bool:
+    """A trace generation (mode generate): no model of its own, so nothing to evaluate, benchmark or prompt."""
+    return (run.get("config") or {}).get("mode") == "generate"
+
+
 def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, Any], bool]:
     """The benchmark section (results, jobs, form) and whether a job is still going."""
     rid, parent = int(run["id"]), run.get("parent_id")
@@ -193,12 +200,17 @@ def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, An
     results, jobs = data.get("results") or [], data.get("jobs") or []
     if parent:  # a job: its own results (they belong to the run it measures), no jobs of its own
         results, jobs = [r for r in results if r.get("job_id") == rid], []
-    can_launch = not parent and run.get("status") == "succeeded"
+    generates = _generates_only(run)
+    can_launch = not parent and not generates and run.get("status") == "succeeded"
     note = ("" if can_launch else
             '<div class="ds-muted ds-small">A benchmark job is launched from the run it measures.</div>' if parent else
+            '<div class="ds-muted ds-small">A trace generation trains no model, so there is nothing to benchmark: '
+            "train on its traces (Traces page, Train on this), then measure that run.</div>" if generates else
             '<div class="ds-muted ds-small">Benchmark jobs can be launched once the run has succeeded '
             "(they need its trained model).</div>")
-    return ({p["bench_results"]: suites_html(results, ctx.catalog),
+    shown = ('<div class="ds-muted">No benchmark results: a trace generation has no model to measure.</div>'
+             if generates else suites_html(results, ctx.catalog))
+    return ({p["bench_results"]: shown,
              p["jobs"]: "" if parent else jobs_html(jobs),
              p["bench_box"]: gr.update(visible=can_launch), p["bench_note"]: note},
             any(j.get("status") not in FINISHED for j in jobs))
@@ -233,6 +245,9 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
         state["failure"] = False
     if not same_run:
         out[p["parent"]] = parent_html(run)
+        # A trace generation has no model: no curves to draw, nothing to prompt.
+        for name in ("playground_btn", "plots_box"):
+            out[p[name]] = gr.update(visible=not _generates_only(run))
     # curves: only when new points arrived
     try:
         points = ctx.api.get_metrics(run_id) if (status != "queued" or not same_run) else []
@@ -266,15 +281,18 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
             out[p["samples"]] = samples_html(ev.get("samples") or [])
             state["eval"] = True
         elif status == "succeeded" and not out[p["banner"]]:
-            # Finished without an evaluation (mode train, or no suite).
-            out.update({p["eval_table"]: '<div class="ds-muted">This run has no evaluation (see its mode and '
-                        "evaluation settings).</div>", p["by_set"]: "", p["samples"]: ""})
+            # Finished without an evaluation (mode train or generate, or no suite).
+            msg = (NO_EVAL_GENERATE if _generates_only(run) else
+                   "This run has no evaluation (see its mode and evaluation settings).")
+            out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
             state["eval"] = True
     elif not same_run or (changed and not state["eval"]):
         msg = {"failed": "No evaluation: the run failed.", "cancelled": "No evaluation: the run was cancelled."}.get(
             str(status), "Shown when the run has been evaluated.")
         if run.get("config", {}).get("mode") == "train" and status == "succeeded":
             msg = "No evaluation: this run was launched with mode train."
+        if _generates_only(run):
+            msg = NO_EVAL_GENERATE
         out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
     # artifacts: when the status changes (files appear at the end)
     if changed or state["artifacts"] is None:
@@ -300,13 +318,14 @@ def empty(m: Manager) -> dict[Any, Any]:
     blank = ("banner", "failure", "parent", "bench_results", "jobs", "bench_note", "eval_table", "by_set", "samples",
              "artifacts", "config")
     return {**{p[k]: "" for k in blank}, p["progress"]: PICK_HINT, **_plots(m, []),
-            p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {}}
+            p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {},
+            p["plots_box"]: gr.update(visible=True), p["playground_btn"]: gr.update(visible=True)}
 
 
 def outputs(m: Manager) -> list[Any]:
     """Everything ``render`` may update."""
-    names = ("banner", "failure", "parent", "progress", *PLOTS, "bench_results", "jobs", "bench_box", "bench_note",
-             "eval_table", "by_set", "samples", "artifacts", "art_pick", "config", "state")
+    names = ("banner", "failure", "parent", "playground_btn", "plots_box", "progress", *PLOTS, "bench_results", "jobs",
+             "bench_box", "bench_note", "eval_table", "by_set", "samples", "artifacts", "art_pick", "config", "state")
     return m.list(*(f"{PAGE}.{n}" for n in names))
 
 

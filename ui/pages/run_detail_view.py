@@ -50,8 +50,13 @@ def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
         parts.append(f"<span>stage: <b>{esc(stage)}</b></span>")
     bar_cls = {"failed": "ds-bar-failed", "cancelled": "ds-bar-cancelled", "succeeded": "ds-bar-done"}.get(status, "")
     pct = f"{progress * 100:.0f}%"
-    is_job = (run.get("config") or {}).get("mode") == "evaluate"
-    if status == "running" and stage in ("evaluate", "save") and not is_job:
+    mode = (run.get("config") or {}).get("mode")
+    if mode == "generate" or (status == "running" and stage == "generate"):
+        # While a teacher writes traces, the progress is the share of the problems it has answered
+        # (--mode all: training's progress follows).
+        pct = f"{pct} of the problems answered" + (" · preparing" if status == "running" and stage in ("load", "data")
+                                                  else "")
+    elif status == "running" and stage in ("evaluate", "save") and mode != "evaluate":
         # Training is done; a training run's evaluation has no progress of its own in the API.
         pct = "training done · evaluating base and SFT…" if stage == "evaluate" else "saving…"
         bar_cls = "ds-bar-busy"
@@ -65,11 +70,25 @@ def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
     )
 
 
+def traces_link_html(run: dict[str, Any]) -> str:
+    """For a run with a teacher: where its traces, their verdicts and the funnel are (a link to the Traces page)."""
+    cfg = run.get("config") or {}
+    if not cfg.get("teacher_model"):
+        return ""
+    rid = int(run["id"])
+    what = ("It trains no model: train on its traces from there (Train on this)." if cfg.get("mode") == "generate"
+            else "Training and evaluation use the traces it keeps.")
+    return (f'<div class="ds-banner ds-banner-info">ℹ Trace generation with teacher {esc(cfg["teacher_model"])}. '
+            f'<a href="?tab=traces&amp;run={rid}" data-open="traces" data-run="{rid}" id="run-traces-link">'
+            f"Open its traces, verdicts and funnel on the Traces page →</a> {esc(what)}</div>")
+
+
 def parent_html(run: dict[str, Any]) -> str:
-    """For a benchmark job: which run's models it measures (a link to that run)."""
+    """For a benchmark job: which run's models it measures (a link to that run); for a trace generation, a link to
+    its Traces page."""
     pid = run.get("parent_id")
     if not pid:
-        return ""
+        return traces_link_html(run)
     return (f'<div class="ds-banner ds-banner-info">ℹ Benchmark job of '
             f'<a href="?run={int(pid)}" data-open="run" data-run="{int(pid)}">run #{int(pid)}</a>: it measures that '
             "run's base and SFT models; its results show on that run's page and on the Benchmarks page.</div>")
