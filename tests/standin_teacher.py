@@ -122,6 +122,8 @@ class StandinTeacher:
             server.close()
             for writer in list(self._writers):  # open keep-alive connections break off too
                 writer.transport.abort()
+            for task in asyncio.all_tasks(loop) - {asyncio.current_task()}:
+                task.cancel()
             await asyncio.sleep(0.05)  # the aborts close their sockets in the loop's next rounds
             loop.stop()
 

@@ -69,3 +69,13 @@ def test_a_request_refused_as_bad_fails_the_call_in_one_line_naming_the_server()
     with StandinTeacher(answers={QUESTION: "42"}, default=["500"]) as t:
         with pytest.raises(EngineError, match=rf"the engine at {t.url} failed after 2 attempts \(500\)"):
             OpenAIEngine(t.url, {"sft": MODEL}, retries=1).generate([_prompt(max_new_tokens=8)])
+
+
+def test_a_slow_answer_is_waited_for_up_to_the_timeout_then_given_up_in_one_line():
+    with StandinTeacher(answers={QUESTION: "42"}, delay_s=0.6) as t:
+        (gen,) = OpenAIEngine(t.url, {"sft": MODEL}, timeout_s=5).generate([_prompt(max_new_tokens=64)])
+        assert "\\boxed{42}" in gen.text and gen.time_s >= 0.6
+        t0 = time.monotonic()
+        with pytest.raises(EngineError, match=rf"the engine at {t.url} stopped answering \(timed out\)"):
+            OpenAIEngine(t.url, {"sft": MODEL}, timeout_s=0.2, retries=1).generate([_prompt(max_new_tokens=8)])
+        assert time.monotonic() - t0 < 3
