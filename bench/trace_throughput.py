@@ -7,9 +7,10 @@ The teacher is the tests' stand-in (``tests/standin_teacher.py``) in a process o
 after ``--delay`` seconds (0.5) with a right trace in ``reasoning_content``. Each level runs the real path in a
 child process: ``--mode generate`` through the ``openai`` engine (the official SDK), every sample graded with
 math-verify, judged, appended to ``generations.jsonl``, then ``dataset.jsonl`` and the report. Reported per level:
-samples/s over the generate stage, its speed-up over one request at a time, the most requests the teacher saw at
-once, and the client's own CPU per sample (this process and its grading child: parsing, grading, writing), which
-must stay well under the delay / in-flight budget for the rate to scale.
+samples/s while the teacher is asked (from the first request to the last problem written; the stage's fixed start —
+loading the student's tokenizer, starting the grading process — is left out and shown as the stage's wall time), its
+speed-up over one request at a time, the most requests the teacher saw at once, and the client's own CPU per sample
+(the whole child process and its grading child: start-up, parsing, grading, writing).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def client(url: str, concurrency: int, n_problems: int, folder: str) -> None:
     result = run_pipeline(config)
     report = result.data_report
     samples = report["funnel"]["samples"]
-    emit({"concurrency": concurrency, "samples": samples, "generate_s": report["time_s"],
+    emit({"concurrency": concurrency, "samples": samples, "ask_s": report["ask_s"], "generate_s": report["time_s"],
           "kept": report["funnel"]["kept"], "client_cpu_ms_per_sample": 1000 * (_cpu() - cpu0) / samples})
 
 
@@ -70,22 +71,24 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def peak_in_flight(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=5) as r:
-            return int(json.loads(r.read())["max_in_flight"])
-    except OSError:
-        return None
+def teacher_stats(url: str, reset: bool = False) -> dict:
+    """The teacher's own count: the most requests it held at once, and its process's CPU seconds."""
+    request = urllib.request.Request(url.removesuffix("/v1") + ("/stats/reset" if reset else "/stats"),
+                                     method="POST" if reset else "GET")
+    with urllib.request.urlopen(request, timeout=5) as r:
+        return json.loads(r.read())
 
 
 def measure(url: str, concurrency: int, n_problems: int) -> dict:
-    urllib.request.urlopen(urllib.request.Request(url.removesuffix("/v1") + "/stats/reset", method="POST"), timeout=5)
+    before = teacher_stats(url, reset=True)
     with tempfile.TemporaryDirectory() as folder:
         out = run_child([__file__, "--client", url, "--concurrency", str(concurrency), "--problems",
                          str(n_problems), "--folder", folder], timeout=900)
-    out["teacher_max_in_flight"] = peak_in_flight(url)
+    after = teacher_stats(url)
+    out["teacher_max_in_flight"] = after["max_in_flight"]
     if "error" not in out:
-        out["samples_per_s"] = out["samples"] / out["generate_s"]
+        out["samples_per_s"] = out["samples"] / out["ask_s"]
+        out["teacher_cpu_ms_per_sample"] = 1000 * (after["cpu_s"] - before["cpu_s"]) / out["samples"]
     return out
 
 
@@ -128,9 +131,11 @@ def main() -> int:
     rate = {c: median([o.get("samples_per_s") for o in outs]) for c, outs in results.items()}
     rows = [[c, sizes[c] * NUM_GENERATIONS, rate[c], rate[c] / rate[levels[0]],
              max((o.get("teacher_max_in_flight") or 0) for o in results[c]),
-             median([o.get("client_cpu_ms_per_sample") for o in results[c]])] for c in levels]
+             median([o.get("generate_s") for o in results[c]]),
+             median([o.get("client_cpu_ms_per_sample") for o in results[c]]),
+             median([o.get("teacher_cpu_ms_per_sample") for o in results[c]])] for c in levels]
     print(table(rows, ["in flight", "samples", "samples/s (median)", "× one at a time", "teacher saw at once",
-                       "client CPU ms/sample"]))
+                       "stage wall s", "client CPU ms/sample", "teacher CPU ms/sample"]))
     name = "trace_throughput_quick.json" if args.quick else "trace_throughput.json"
     write_json(ROOT / "bench" / "results" / name, {"machine": machine(), "delay_s": args.delay, "levels": levels,
                                                   "rounds": rounds, "results": results, "samples_per_s": rate})

@@ -173,7 +173,8 @@ class StandinTeacher:
             if method == "POST":
                 with self._lock:
                     self.max_in_flight, self.requests = self.in_flight, []
-            await self._send(writer, 200, {"max_in_flight": self.max_in_flight, "requests": len(self.requests)})
+            await self._send(writer, 200, {"max_in_flight": self.max_in_flight, "requests": len(self.requests),
+                                           "cpu_s": time.process_time()})
             return True
         if method == "GET" and path.endswith("/models"):
             await self._send(writer, 200, {"object": "list", "data": [

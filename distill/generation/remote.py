@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai.types import Completion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from distill.generation.engine import (
     EngineError,
@@ -200,12 +202,17 @@ class OpenAIEngine:
             args.update(stream=True, stream_options={"include_usage": True})
         # A continued turn that already closed its thought: whatever a reasoning parser calls thought is answer.
         answered = continue_final and THINK_CLOSE in (messages[-1]["content"] if messages else "")
+        if p.text is not None:
+            path, made_as, chunk_as, args["prompt"] = "/completions", Completion, Completion, p.text
+        else:
+            path, made_as, chunk_as, args["messages"] = "/chat/completions", ChatCompletion, ChatCompletionChunk, list(messages)
+            if continue_final:
+                args.update(continue_final_message=True, add_generation_prompt=False)
         try:
-            if p.text is not None:
-                made = await client.completions.create(prompt=p.text, **args)
-            else:
-                extra = {"continue_final_message": True, "add_generation_prompt": False} if continue_final else None
-                made = await client.chat.completions.create(messages=list(messages), extra_body=extra, **args)
+            # The SDK's own request (its retries, Retry-After, time-outs, errors and typed answers) with the body as
+            # it is: .create() would re-validate these plain JSON arguments, a quarter of its CPU per request.
+            made = await client.post(path, body=args, cast_to=made_as, stream=emit is not None,
+                                     stream_cls=openai.AsyncStream[chunk_as])
             return await (_read_stream(made, emit, answered) if emit else _read(made, answered))
         except openai.APIConnectionError as e:  # the SDK's retries are spent (APITimeoutError included)
             raise _Unreachable(_why(e)) from None

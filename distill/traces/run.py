@@ -152,26 +152,76 @@ class TraceLog:
         return rows
 
 
-def _base_row(config: RunConfig, plan_: TracePlan, p: Problem, index: int) -> dict[str, Any]:
-    contaminated = set(plan_.dropped.get(p.id, {}).get("contaminated_by", ()))
-    return {"id": p.id, "index": index, "problem": p.prompt, "answer": p.answer, "grader": plan_.problems.grader,
-            "source": plan_.problems.source, "teacher": config.teacher_model,
-            **{f"contaminated_{s}": s in contaminated for s in plan_.decontaminated_against}}
+@dataclass(frozen=True)
+class RowContext:
+    """What a problem's row needs besides the problem and its samples (picklable: a judging process gets it)."""
+
+    config: RunConfig
+    grader: str
+    source: str
+    system: str | None
+    decontaminated_against: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: RunConfig, plan_: TracePlan) -> RowContext:
+        return cls(config, plan_.problems.grader, plan_.problems.source, plan_.system,
+                   tuple(plan_.decontaminated_against))
+
+    def base_row(self, p: Problem, index: int, contaminated: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"id": p.id, "index": index, "problem": p.prompt, "answer": p.answer, "grader": self.grader,
+                "source": self.source, "teacher": self.config.teacher_model,
+                **{f"contaminated_{s}": s in contaminated for s in self.decontaminated_against}}
+
+
+class Finisher:
+    """One problem's samples → its ``generations.jsonl`` row: graded (math-verify), measured in the student's
+    tokens, judged."""
+
+    def __init__(self, context: RowContext, tokenizer: Any):
+        self.context, self.tok = context, tokenizer
+
+    def student_tokens(self, messages: list[dict[str, str]], texts: list[str]) -> list[int]:
+        """Each reply's training row in the student's tokens, as training counts them (rendered, tokenized at once)."""
+        if not texts:
+            return []
+        rendered = [self.tok.apply_chat_template([*messages, {"role": "assistant", "content": t}], tokenize=False)
+                    for t in texts]
+        return [len(ids) for ids in self.tok(rendered, add_special_tokens=False)["input_ids"]]
+
+    def __call__(self, index: int, p: Problem, gens: list[Generation]) -> dict[str, Any]:
+        ctx = self.context
+        gens = [_normalized(g) for g in gens]
+        answered = [i for i, g in enumerate(gens) if g.error is None]
+        grades = dict(zip(answered, grade_many([(gens[i].text, p.answer, ctx.grader) for i in answered]),
+                          strict=True))
+        messages = messages_for(ctx.config, ctx.system, p.prompt)
+        closed = [i for i, g in enumerate(gens)
+                  if g.error is None and g.finish_reason == "stop" and split_response(g.text).closed]
+        lengths = dict(zip(closed, self.student_tokens(messages, [gens[i].text for i in closed]), strict=True))
+        samples = [sample_record(g, grades.get(i), lengths.get(i)) for i, g in enumerate(gens)]
+        row = {**ctx.base_row(p, index),
+               "status": "answered" if answered else "failed", "prompt_messages": messages,
+               "generations": [g.text for g in gens], "finish_reasons": [g.finish_reason for g in gens],
+               "correctness_math_verify": [s["correct"] for s in samples],
+               "is_reasoning_complete": [s["complete"] for s in samples],
+               "correctness_count": sum(s["correct"] for s in samples),
+               "extracted": [s["extracted"] for s in samples], "looping": [s["looping"] for s in samples],
+               "sample_tokens": [g.new_tokens for g in gens], "prompt_tokens": [g.prompt_tokens for g in gens],
+               "student_tokens": [s["student_tokens"] for s in samples], "errors": [g.error for g in gens],
+               "failure": next((g.error for g in gens if g.error), None) if not answered else None}
+        return judge(row, ctx.config)
 
 
 class _Collector:
-    """Turns finished generations into finished problems: grades, judges, writes. It runs in the thread that
-    called ``generate`` (the main one, where math-verify's timeouts work), the engine in another."""
+    """Turns finished generations into finished problems and writes them, in the thread that called ``generate``
+    (the main one, where math-verify's timeouts work); the engine runs in another."""
 
-    def __init__(self, config: RunConfig, plan_: TracePlan, tokenizer: Any, store: TraceLog,
-                 jobs: list[tuple[int, Problem]], on_done: Callable[[dict[str, Any]], None]):
-        self.config, self.plan, self.tok, self.store = config, plan_, tokenizer, store
-        self.jobs, self.on_done = jobs, on_done
-        self.n = config.num_generations
+    def __init__(self, store: TraceLog, jobs: list[tuple[int, Problem]], n: int, finish: Finisher,
+                 on_done: Callable[[dict[str, Any]], None]):
+        self.store, self.jobs, self.n, self.finish, self.on_done = store, jobs, n, finish, on_done
         self.pending: dict[int, dict[int, Generation]] = {}
         self.inbox: queue.Queue[tuple[int, Generation] | None] = queue.Queue()
         self.error: BaseException | None = None
-        self.cpu_s = 0.0
 
     def put(self, prompt_index: int, gen: Generation) -> None:
         self.inbox.put((prompt_index, gen))
@@ -182,51 +232,18 @@ class _Collector:
     def drain(self) -> None:
         """Until ``end``: every problem whose last sample arrived is finished and written."""
         while (item := self.inbox.get()) is not None:
-            if self.error is not None:
-                continue
             job, k = divmod(item[0], self.n)
             got = self.pending.setdefault(job, {})
             got[k] = item[1]
-            if len(got) == self.n:
-                del self.pending[job]
-                t0 = time.thread_time()
-                try:
-                    row = self.finish(*self.jobs[job], [got[i] for i in range(self.n)])
-                    self.store.add(row)
-                    self.on_done(row)
-                except Exception as e:  # noqa: BLE001 - stops the engine; re-raised once it has stopped
-                    self.error = e
-                self.cpu_s += time.thread_time() - t0
-
-    def student_tokens(self, messages: list[dict[str, str]], texts: list[str]) -> list[int]:
-        """Each reply's training row in the student's tokens, as training counts them (rendered, tokenized at once)."""
-        if not texts:
-            return []
-        rendered = [self.tok.apply_chat_template([*messages, {"role": "assistant", "content": t}], tokenize=False)
-                    for t in texts]
-        return [len(ids) for ids in self.tok(rendered, add_special_tokens=False)["input_ids"]]
-
-    def finish(self, index: int, p: Problem, gens: list[Generation]) -> dict[str, Any]:
-        gens = [_normalized(g) for g in gens]
-        answered = [i for i, g in enumerate(gens) if g.error is None]
-        grades = dict(zip(answered, grade_many([(gens[i].text, p.answer, self.plan.problems.grader)
-                                                for i in answered]), strict=True))
-        messages = messages_for(self.config, self.plan.system, p.prompt)
-        closed = [i for i, g in enumerate(gens)
-                  if g.error is None and g.finish_reason == "stop" and split_response(g.text).closed]
-        lengths = dict(zip(closed, self.student_tokens(messages, [gens[i].text for i in closed]), strict=True))
-        samples = [sample_record(g, grades.get(i), lengths.get(i)) for i, g in enumerate(gens)]
-        row = {**_base_row(self.config, self.plan, p, index),
-               "status": "answered" if answered else "failed", "prompt_messages": messages,
-               "generations": [g.text for g in gens], "finish_reasons": [g.finish_reason for g in gens],
-               "correctness_math_verify": [s["correct"] for s in samples],
-               "is_reasoning_complete": [s["complete"] for s in samples],
-               "correctness_count": sum(s["correct"] for s in samples),
-               "extracted": [s["extracted"] for s in samples], "looping": [s["looping"] for s in samples],
-               "sample_tokens": [g.new_tokens for g in gens], "prompt_tokens": [g.prompt_tokens for g in gens],
-               "student_tokens": [s["student_tokens"] for s in samples], "errors": [g.error for g in gens],
-               "failure": next((g.error for g in gens if g.error), None) if not answered else None}
-        return judge(row, self.config)
+            if len(got) < self.n or self.error is not None:
+                continue
+            del self.pending[job]
+            try:
+                row = self.finish(*self.jobs[job], [got[i] for i in range(self.n)])
+                self.store.add(row)
+                self.on_done(row)
+            except Exception as e:  # noqa: BLE001 - stops the engine; re-raised once it has stopped
+                self.error = e
 
 
 def judge(row: dict[str, Any], config: RunConfig) -> dict[str, Any]:
@@ -270,6 +287,7 @@ class _Progress:
         self.tokens = self.correct = self.samples = self.kept = 0
         self.spent = threading.Event()
         self.last_log = time.monotonic()
+        self.ask_s = 0.0  # wall time spent asking the teacher
 
     def add(self, row: dict[str, Any]) -> None:
         self.done += 1
@@ -316,9 +334,11 @@ def generate(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any
     t0 = time.perf_counter()
     store = TraceLog(run.generations)
     position = {p.id: i for i, p in enumerate(plan_.problems.problems)}
+    context = RowContext.of(config, plan_)
     for p in plan_.problems.problems:  # duplicates and contaminated problems: recorded, never asked
         if p.id in plan_.dropped and p.id not in store.rows:
-            store.add({**_base_row(config, plan_, p, position[p.id]), **plan_.dropped[p.id]})
+            dropped = plan_.dropped[p.id]
+            store.add({**context.base_row(p, position[p.id], tuple(dropped.get("contaminated_by", ()))), **dropped})
     done = {i for i, r in store.rows.items() if r.get("status") == "answered"}
     todo = [(position[p.id], p) for p in plan_.asked if p.id not in done]
     if done:
@@ -328,13 +348,15 @@ def generate(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any
     asked = {p.id for p in plan_.asked}
     progress.tokens = sum(sum(r["sample_tokens"]) + sum(r["prompt_tokens"]) for i, r in store.rows.items()
                           if i in asked and r.get("status") == "answered")
-    stopped = _ask(config, plan_, engine, tokenizer, store, todo, progress, should_cancel) if todo else None
+    stopped = _ask(config, plan_, engine, Finisher(context, tokenizer), store, todo, progress, should_cancel) \
+        if todo else None
     for row in store.rows.values():
         if row.get("status") == "answered":
             judge(row, config)
     rows = store.compact([p.id for p in plan_.problems.problems])
     kept = write_dataset(config, rows, run.dataset)
     report = trace_report(config, plan_, rows, time.perf_counter() - t0, stopped)
+    report["ask_s"] = round(progress.ask_s, 2)
     run.data_report.write_text(json.dumps(report, indent=2))
     from distill.traces.card import write_card
 
@@ -345,7 +367,7 @@ def generate(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any
     return TraceResult(report, rows, kept)
 
 
-def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any, store: TraceLog,
+def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, finisher: Finisher, store: TraceLog,
          todo: list[tuple[int, Problem]], progress: _Progress, should_cancel: Callable[[], bool] | None) -> str | None:
     """Generate; None when every problem was answered, "budget" when the token budget stopped it."""
     if progress.spent.is_set() or (config.max_teacher_tokens is not None and progress.tokens >= config.max_teacher_tokens):
@@ -355,12 +377,11 @@ def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any, st
                                  max_thinking_tokens=config.max_thinking_tokens, seed=config.seed)
     prompts = [Prompt(model=TEACHER, messages=messages_for(config, plan_.system, p.prompt),
                       sampling=settings.sampling(index, k)) for index, p in todo for k in range(config.num_generations)]
-    collector = _Collector(config, plan_, tokenizer, store, todo, progress.add)
+    collector = _Collector(store, todo, config.num_generations, finisher, progress.add)
 
     def stop() -> bool:
         return progress.spent.is_set() or collector.error is not None or bool(should_cancel and should_cancel())
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
     failure: list[BaseException] = []
 
     def ask() -> None:
@@ -371,10 +392,14 @@ def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any, st
         finally:
             collector.end()
 
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     asking = threading.Thread(target=ask, name="traces-teacher", daemon=True)
     asking.start()
-    collector.drain()
-    asking.join()
+    try:
+        collector.drain()
+    finally:
+        asking.join()
+    progress.ask_s += time.perf_counter() - wall0
     if collector.error is not None:
         raise collector.error
     if failure and isinstance(failure[0], GenerationCancelled):
@@ -383,10 +408,9 @@ def _ask(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any, st
         raise RunCancelled(f"cancelled during trace generation; {progress.done} finished problems are kept")
     if failure:
         raise failure[0]
-    wall = time.perf_counter() - wall0
-    log.info("generate: %d samples in %.1f s (%.2f samples/s); client CPU %.2f ms per sample (%.2f ms of it "
-             "grading and writing)", len(prompts), wall, len(prompts) / max(wall, 1e-9),
-             1000 * (time.process_time() - cpu0) / max(len(prompts), 1), 1000 * collector.cpu_s / max(len(prompts), 1))
+    log.info("generate: %d samples in %.1f s (%.2f samples/s); client CPU %.2f ms per sample", len(prompts),
+             progress.ask_s, len(prompts) / max(progress.ask_s, 1e-9),
+             1000 * (time.process_time() - cpu0) / max(len(prompts), 1))
     return "budget" if progress.spent.is_set() else None
 
 
