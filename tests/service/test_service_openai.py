@@ -1,7 +1,8 @@
 """``/v1`` spoken by the official ``openai`` client: model list, chat and text completions, streaming,
 n, seed, stop, usage, finish reasons, errors in OpenAI's shape, the bearer token; 50 clients at once
-(answered, or refused with 429 and Retry-After); a deleted run is gone from memory; and the ``openai``
-engine evaluating through this service's own ``/v1``."""
+(answered, or refused with 429 and Retry-After); a deleted run is gone from memory; the thought apart in
+``reasoning_content``; and the ``openai`` engine evaluating, and a finished run teaching, through this service's own
+``/v1``."""
 
 from __future__ import annotations
 
@@ -305,3 +306,25 @@ def test_separate_reasoning_returns_the_thought_in_reasoning_content(client, ser
                                                                "separate_reasoning": True}).choices[0].message
     assert open_.content is None and open_.reasoning_content
 
+
+
+def test_a_finished_run_teaches_through_v1_and_names_its_model_locally(served, tmp_path, monkeypatch) -> None:
+    """--teacher_url this service's /v1 with --teacher_model run-N; without a URL, run-N is that run's model folder."""
+    api, lora, _ = served
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
+                                for i in range(3)))
+    monkeypatch.setenv("DISTILL_TEACHER_API_KEY", TOKEN)
+    cfg = build_config({"mode": "generate", "model": "tiny-random", "dataset": str(problems), "teacher_url": api.v1,
+                        "teacher_model": f"run-{lora}", "num_generations": 2, "teacher_max_tokens": 6,
+                        "output_dir": str(tmp_path / "gen")})
+    report = run_pipeline(cfg).data_report
+    f = report["funnel"]
+    assert (f["asked"], f["answered"], f["samples"], f["failed"]) == (3, 3, 6, 0)
+    assert report["teacher"]["tokens_p95"] <= 6 and sum(report["rejected"].values()) + f["kept"] == 6
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        r = http.post("/runs", json={"mode": "generate", "teacher_model": f"run-{lora}", "dataset": "builtin:reasoning"})
+        assert r.status_code == 201, r.text
+        teacher = Path(r.json()["config"]["teacher_model"])
+        assert teacher.name == "final_model" and (teacher / "adapter_config.json").is_file()
+        http.delete(f"/runs/{r.json()['id']}")
