@@ -33,6 +33,7 @@ from distill.generation.engine import Engine, Generation, GenerationCancelled, P
 from distill.hub import one_line
 from distill.reasoning import split_response, with_thought
 from distill.rundir import RunDir
+from distill.traces.card import write_card
 from distill.traces.filters import contamination, duplicates
 from distill.traces.problems import ProblemError, read_problems
 from distill.traces.verdicts import REJECTIONS, sample_record, verdicts
@@ -358,8 +359,6 @@ def generate(config: RunConfig, plan_: TracePlan, engine: Engine, tokenizer: Any
     report = trace_report(config, plan_, rows, time.perf_counter() - t0, stopped)
     report["ask_s"] = round(progress.ask_s, 2)
     run.data_report.write_text(json.dumps(report, indent=2))
-    from distill.traces.card import write_card
-
     write_card(run.dataset_card, config, report)
     f = report["funnel"]
     log.info("Traces: %d problems asked, %d samples, %d complete, %d correct, %d kept -> %s", f["asked"],
