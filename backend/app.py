@@ -28,6 +28,7 @@ from backend.routes import (
     health,
     logs,
     metrics,
+    suites,
     traces,
     openai_api,
     runs,
@@ -87,7 +88,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
-    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets, traces):
+    for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets, traces,
+                   suites):
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)

@@ -203,6 +203,21 @@ class DatasetOut(BaseModel):
     rows: int | None
     report: dict[str, Any] | None = None
     run_id: int | None = None  # a generated dataset: the run that made it
+    uses: list[Literal["training", "problems"]] = ["training"]  # problems: a benchmark's, or a teacher's to answer
+
+
+class SuiteOut(BaseModel):
+    name: str
+    spec: str  # what to put in benchmarks: the name, or NAME=FILE for an uploaded file of problems
+    source: str
+    grader: str
+    available: bool  # can be loaded here now (a hub suite needs the hub)
+    why: str | None = None  # why not
+    dataset_id: str | None = None  # an uploaded file's dataset id
+
+
+class SuiteList(BaseModel):
+    items: list[SuiteOut]
 
 
 class TracesOut(BaseModel):

@@ -117,14 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"distill: DISTILL_HOME={settings.home}  database={settings.database_url.split('@')[-1]}  "
           f"broker={settings.broker_url.split('@')[-1]}"
           f"{'  worker pid ' + str(worker.pid) if worker else ''}", flush=True)
+    # Ctrl-C and SIGTERM are how this server is meant to stop: a clean exit (0), so that `make run` does not end
+    # in "Error 143"; anything else keeps its code.
     rc = 0
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                                       timeout_graceful_shutdown=5)).run()
     except KeyboardInterrupt:
-        rc = 130
+        rc = 0
     except SystemExit as e:
-        rc = int(e.code or 0)
+        rc = 0 if e.code in (128 + signal.SIGTERM, 128 + signal.SIGINT) else int(e.code or 0)
     finally:
         if worker is not None:
             print("distill: stopping the worker", file=sys.stderr, flush=True)

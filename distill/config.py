@@ -63,7 +63,8 @@ class RunConfig(BaseModel):
         "training set from a teacher's verified traces on the --dataset problems")
     preset: str | None = _f(None, "run", "Named preset filling the fields below (see --list_presets)")
     name: str | None = _f(None, "run", "Run name (free text)")
-    output_dir: str | None = _f(None, "run", "Run folder; default $DISTILL_HOME/distillation/run_YYYYMMDD_HHMMSS")
+    output_dir: str | None = _f(None, "run", "Run folder; default $DISTILL_HOME/distillation/run_YYYYMMDD_HHMMSS from "
+                                "the command line, $DISTILL_HOME/runs/run_N on the service")
     seed: int = _f(42, "run", "Random seed (data shuffle, generator, init)")
     resume: bool = _f(False, "run", "Resume from --output_dir: training from its last checkpoint, trace generation "
                       "from the problems already answered")

@@ -25,8 +25,7 @@ from distill.evaluation.summary import (
 from distill.evaluation.summary import deltas as compute_deltas
 
 # Summary keys of the metrics table after accuracy, which has its own row format.
-_METRIC_ROWS = ("avg_quality_score", "pct_with_reasoning", "pct_with_think_tags", "avg_steps", "avg_generation_time_s",
-                "avg_tokens_per_s", "avg_new_tokens")
+_METRIC_ROWS = ("avg_quality_score", "pct_with_reasoning", "pct_with_think_tags", "avg_steps", "avg_new_tokens")
 # Per-suite rows after pass@1 and pass@k.
 _SUITE_ROWS = ("cons@n", "think_closed_pct", "truncated_pct", "looping_pct", "forced_pct", "tokens_p50", "tokens_p95",
                "think_tokens_mean", "answer_tokens_mean")

@@ -229,15 +229,26 @@ def error(fn, *args, **kwargs) -> str:
 
 def test_unknown_suite_without_path():
     message = error(parse_benchmarks, "mmlu")
-    assert "'mmlu' is not built-in" in message and "add path, problem, answer, grader" in message
-    assert "mmlu=data/mmlu.jsonl?problem=question&answer=answer&grader=" in message
+    assert "'mmlu' is not built-in" in message and "give its file: mmlu=data/mmlu.jsonl" in message
+    assert "mmlu=data/mmlu.jsonl?problem=COL&answer=COL&grader=" in message
 
 
-def test_custom_suite_without_columns(tmp_path):
-    message = error(parse_benchmarks, f"mine={tmp_path / 'x.jsonl'}?problem=q")
-    assert "'mine'" in message and "add answer, grader" in message
-    assert "add problem, answer, grader" in error(parse_benchmarks, "mine=x.jsonl")
-    assert "add problem, answer, grader" in error(check_suite, SuiteSpec("mine", "x.jsonl"))
+def test_a_custom_suite_with_the_usual_columns_needs_no_options(tmp_path):
+    """A newcomer's file with problem/answer (or question + GSM8K's #### answer) is taken as it is, graded math."""
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"problem": "What is 1/2 + 1/4?", "answer": "\\frac{3}{4}"}) + "\n")
+    worked = tmp_path / "worked.jsonl"
+    worked.write_text(json.dumps({"question": "Tom has 3 + 4 apples. How many?", "answer": "3 + 4 = 7\n#### 7"}) + "\n")
+    (spec,) = parse_benchmarks([f"mine={plain}"])
+    check_suite(spec)
+    suite = load_suite(spec)
+    assert (suite.grader, suite.problems[0].answer) == ("math", "\\frac{3}{4}")
+    assert suite.problems[0].prompt.startswith("What is 1/2 + 1/4?\n\nPlease reason step by step")
+    assert load_suite(parse_benchmarks([f"gsm={worked}"])[0]).problems[0].answer == "7"
+    missing = tmp_path / "other.jsonl"
+    missing.write_text(json.dumps({"q": "2 + 2?", "a": "4"}) + "\n")
+    message = error(check_suite, parse_benchmarks([f"other={missing}"])[0])
+    assert "has columns [q, a]" in message and "'problem' or 'question'" in message
 
 
 def test_bad_names_options_and_graders():

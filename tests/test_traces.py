@@ -269,7 +269,7 @@ def test_bad_input_is_one_line_naming_the_flag_before_any_teacher_call(tmp_path,
             resolve_config({**base, "dataset": str(empty)})
         with pytest.raises(ConfigError, match="--dataset: .*no answer column .*problem=COL&answer=COL"):
             resolve_config({**base, "dataset": str(no_answer)})
-        with pytest.raises(ConfigError, match="--dataset: benchmark 'nosuchsuite' is not built-in"):
+        with pytest.raises(ConfigError, match="--dataset: benchmark 'nosuchsuite': file x.jsonl not found"):
             resolve_config({**base, "dataset": "nosuchsuite=x.jsonl"})
         # The server is asked only once the input is sound: none of the above reached it.
         assert t.requests == []

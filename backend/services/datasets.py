@@ -70,6 +70,34 @@ def build_report(source: str, max_rows: int | None, max_seq_length: int = 1024) 
     return report, len(examples)
 
 
+def _report_of(path: Path, staging: Path) -> tuple[dict[str, Any], int]:
+    """(report, rows) of an uploaded file: training rows (reasoning traces), problems with answers (a benchmark,
+    or a teacher's problems), or both (``report["uses"]``); a FieldError when it is neither."""
+    from distill.traces.problems import read_problems
+
+    def why(e: Exception) -> str:
+        return str(e).replace(str(staging) + "/", "").removeprefix("--dataset: ")
+
+    report: dict[str, Any] = {}
+    rows, uses, errors = 0, [], []
+    try:
+        report, rows = build_report(str(path), None)
+        uses.append("training")
+    except (ValueError, FileNotFoundError) as e:  # DataFormatError is a ValueError
+        errors.append(why(e))
+    try:
+        problems = read_problems(str(path))
+        uses.append("problems")
+        report["problems"] = len(problems.problems)
+        rows = rows or len(problems.problems)
+    except (ValueError, FileNotFoundError) as e:  # ProblemError is a ValueError
+        errors.append(why(e))
+    if not uses:
+        raise FieldError("file", f"neither training rows nor problems with answers: {errors[0]}; {errors[1]}")
+    report["uses"] = uses
+    return report, rows
+
+
 def _safe_name(filename: str) -> str:
     base = Path(filename.replace("\\", "/")).name
     stem, suffix = Path(base).stem, Path(base).suffix.lower()
@@ -82,17 +110,19 @@ class DatasetService:
         self.settings, self.sessions = settings, sessions
 
     def list(self) -> list[dict[str, Any]]:
-        items = [{"id": ref, "name": meta["name"], "kind": "builtin", "ref": ref, "rows": meta["rows"]}
-                 for ref, meta in BUILTIN.items()]
+        items = [{"id": ref, "name": meta["name"], "kind": "builtin", "ref": ref, "rows": meta["rows"],
+                  "uses": ["training", "problems"]} for ref, meta in BUILTIN.items()]
         with self.sessions() as s:
             items += traces.generated(s)
             for ds in s.scalars(select(Dataset).order_by(Dataset.id.desc())):
                 items.append(self._out(ds))
         return items
 
-    @staticmethod
-    def _out(ds: Dataset, with_report: bool = False) -> dict[str, Any]:
-        out = {"id": f"upload:{ds.id}", "name": ds.name, "kind": "upload", "ref": f"upload:{ds.id}", "rows": ds.rows}
+    def _out(self, ds: Dataset, with_report: bool = False) -> dict[str, Any]:
+        # ref: the file itself, which the API takes (inside DISTILL_HOME) and the CLI reads as it is printed.
+        report = ds.report or {}
+        out = {"id": f"upload:{ds.id}", "name": ds.name, "kind": "upload", "ref": str(self.settings.home / ds.path),
+               "rows": ds.rows, "uses": report.get("uses") or ["training"]}
         if with_report:
             out["report"] = ds.report
         return out
@@ -122,10 +152,7 @@ class DatasetService:
                     out.write(chunk)
             if size == 0:
                 raise FieldError("file", "the file is empty")
-            try:
-                report, rows = build_report(str(tmp), None)
-            except (ValueError, FileNotFoundError) as e:  # DataFormatError is a ValueError
-                raise FieldError("file", str(e).replace(str(tmp_dir) + "/", "")) from None
+            report, rows = _report_of(tmp, tmp_dir)
             with self.sessions() as s:
                 ds = Dataset(name=name, path="", rows=rows, size=size, report=report, created_at=utcnow())
                 s.add(ds)
@@ -157,6 +184,8 @@ class DatasetService:
                 if ds is None:
                     raise NotFound(f"dataset {dataset_id} not found")
                 source, report = str(self.settings.home / ds.path), ds.report
+        if "training" not in ((report or {}).get("uses") or ["training"]):
+            return {"rows": _problem_rows(source, n), "report": report}
         examples, _ = load_examples(source, n)
         system = _system_for(source)
         rows = []
@@ -166,3 +195,11 @@ class DatasetService:
             rows.append({"system": sys_msg, "prompt": row["prompt"][-1]["content"],
                          "completion": row["completion"][0]["content"]})
         return {"rows": rows, "report": report}
+
+
+def _problem_rows(source: str, n: int) -> list[dict[str, Any]]:
+    """A file of problems shown as the preview's rows: the problem, and its answer where a completion would be."""
+    from distill.traces.problems import read_problems
+
+    return [{"system": None, "prompt": p.prompt, "completion": f"(answer) {p.answer}"}
+            for p in read_problems(source, n).problems]

@@ -44,7 +44,7 @@ def generated(s: Session) -> list[dict[str, Any]]:
         teacher = Path(str(config["teacher_model"])).name if not config.get("teacher_url") else config["teacher_model"]
         out.append({"id": f"{PREFIX}{run_id}", "name": f"{name or f'run-{run_id}'}: traces from {teacher}",
                     "kind": "generated", "ref": str(folder.dataset), "rows": report["funnel"]["kept"],
-                    "report": report, "run_id": run_id})
+                    "report": report, "run_id": run_id, "uses": ["training", "problems"]})
     return out
 
 

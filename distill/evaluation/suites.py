@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from distill.data.formats import final_answer_from_solution
 from distill.data.schema import DataFormatError
 from distill.data.sources import iter_rows
 from distill.errors import UserError
@@ -44,10 +45,15 @@ class Builtin:
     template: str
     grader: str
     config: str | None = None
-    kind: str = "math"  # "math", "gsm8k" (gold after ####), "gpqa" (shuffled options), "heldout"
+    kind: str = "math"  # "math", "gsm8k" (gold after ####), "gpqa" (shuffled options), "heldout", "custom" (a file)
 
 
 _MATH_PROBLEM = ("problem", "question")
+# The usual columns of a file of problems, first present wins (custom suites, and trace generation's problems).
+PROBLEM_COLUMNS = ("problem", "question", "prompt", "Question", "input")
+ANSWER_COLUMNS = ("answer", "ground_truth", "final_answer", "gold", "target", "solution", "ground_truth_solution")
+# A plain answer longer than this is a worked solution: its final answer is read from it.
+_SHORT_ANSWER = 40
 BUILTIN_SUITES: dict[str, Builtin] = {
     "gsm8k": Builtin("openai/gsm8k", "test", ("question",), ("answer",), MATH_TEMPLATE, "math", "main", "gsm8k"),
     "math500": Builtin("HuggingFaceH4/MATH-500", "test", _MATH_PROBLEM, ("answer",), MATH_TEMPLATE, "math"),
@@ -144,11 +150,11 @@ def _parse_item(item: str) -> SuiteSpec:
 
 
 def _check_custom(spec: SuiteSpec) -> None:
-    missing = [key for key in ("path", "problem", "answer", "grader") if getattr(spec, key) is None]
-    if missing:
+    if spec.path is None:
         raise SuiteError(
-            f"benchmark {spec.name!r} is not built-in ({', '.join(BUILTIN_SUITES)}); add {', '.join(missing)}, e.g. "
-            f"{spec.name}=data/{spec.name}.jsonl?problem=question&answer=answer&grader={'|'.join(GRADERS)}"
+            f"benchmark {spec.name!r} is not built-in ({', '.join(BUILTIN_SUITES)}); give its file: "
+            f"{spec.name}=data/{spec.name}.jsonl (problem and answer read from the usual columns, graded with math), "
+            f"or name them: {spec.name}=data/{spec.name}.jsonl?problem=COL&answer=COL&grader={'|'.join(GRADERS)}"
         )
 
 
@@ -177,7 +183,7 @@ def load_suite(spec: SuiteSpec, limit: int | None = None, seed: int = 0) -> Suit
         raise SuiteError(f"benchmark {spec.name!r}: limit must be at least 1, got {limit}")
     if spec.path is None:
         _check_hub(spec.name, builtin)
-        source, where, rows = _hub_source(builtin), f"hub dataset {builtin.hub_id}", _hub_rows(spec.name, builtin)
+        source, where, rows = hub_source(builtin), f"hub dataset {builtin.hub_id}", _hub_rows(spec.name, builtin)
     else:
         path = _existing(spec)
         source, where, rows = str(path), f"file {path}", _rows(spec, path)
@@ -239,7 +245,8 @@ def _definition(spec: SuiteSpec) -> Builtin:
     if builtin is not None:
         return builtin
     _check_custom(spec)
-    return Builtin(None, "", (str(spec.problem),), (str(spec.answer),), MATH_TEMPLATE, str(spec.grader))
+    return Builtin(None, "", (spec.problem,) if spec.problem else PROBLEM_COLUMNS,
+                   (spec.answer,) if spec.answer else ANSWER_COLUMNS, MATH_TEMPLATE, spec.grader or "math", kind="custom")
 
 
 def _existing(spec: SuiteSpec) -> Path:
@@ -256,7 +263,7 @@ def _rows(spec: SuiteSpec, path: Path) -> Iterator[dict[str, Any]]:
         raise SuiteError(f"benchmark {spec.name!r}: {one_line(err)}") from None
 
 
-def _hub_source(builtin: Builtin) -> str:
+def hub_source(builtin: Builtin) -> str:
     return f"hub:{builtin.hub_id}" + (f":{builtin.config}" if builtin.config else "")
 
 
@@ -300,6 +307,21 @@ def _columns(spec: SuiteSpec, builtin: Builtin, row: dict[str, Any], where: str)
     return problem, answer
 
 
+def gold_answer(value: Any) -> str | None:
+    """The final answer in an answer column: GSM8K's ``#### n``, a ``\\boxed{}``, a short answer as it is, or the
+    final answer of a worked solution."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    if "####" in text:
+        return text.rpartition("####")[2].strip().replace(",", "") or None
+    if len(text) <= _SHORT_ANSWER and "\\boxed" not in text:
+        return text or None
+    return final_answer_from_solution(text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -316,6 +338,8 @@ def _problem(builtin: Builtin, columns: tuple[str, str], row: dict[str, Any], in
     if builtin.kind == "gsm8k":
         meta["solution"] = answer
         answer = answer.rpartition("####")[2].strip()
+    elif builtin.kind == "custom" and builtin.grader != "choice":
+        answer = gold_answer(row.get(columns[1])) or ""
     if not question or not answer:
         return None
     if builtin.kind == "gpqa":

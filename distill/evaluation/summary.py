@@ -21,6 +21,7 @@ class Metric:
     decimals: int = 1
     delta_unit: str = ""  # "pp" (percentage points) for percentages
     better: int = 1  # +1 higher is better, -1 lower is better, 0 neither
+    shown: bool = True  # in the tables that compare base and SFT
 
     def format(self, value: float | None, signed: bool = False) -> str:
         if value is None:
@@ -48,8 +49,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("pct_with_reasoning", "% with reasoning", "%", 1.0, 1, "pp"),
     Metric("pct_with_think_tags", "% with think tags", "%", 1.0, 1, "pp"),
     Metric("avg_steps", "Avg steps", better=0),
-    Metric("avg_generation_time_s", "Avg generation time", "s", 1.0, 2, better=-1),
-    Metric("avg_tokens_per_s", "Avg tokens/s", better=0),
+    # In-process, base and SFT answer in one batch and each row gets its token share of the batch's time, so these
+    # two are the same for both models: kept in the results, not shown as a comparison.
+    Metric("avg_generation_time_s", "Avg generation time", "s", 1.0, 2, better=0, shown=False),
+    Metric("avg_tokens_per_s", "Avg tokens/s", better=0, shown=False),
     Metric("avg_new_tokens", "Avg new tokens", better=0),
 )
 METRIC = {m.key: m for m in METRICS}
@@ -155,7 +158,6 @@ def _model_lines(title: str, s: dict[str, Any]) -> list[str]:
         f"   - % with Reasoning: {format_value('pct_with_reasoning', s.get('pct_with_reasoning'))}",
         f"   - % with Think Tags: {format_value('pct_with_think_tags', s.get('pct_with_think_tags'))}",
         f"   - Avg Steps: {format_value('avg_steps', s.get('avg_steps'))}",
-        f"   - Avg Generation Time: {format_value('avg_generation_time_s', s.get('avg_generation_time_s'))}",
     ]
 
 
@@ -180,6 +182,5 @@ def format_summary_block(summary: dict[str, dict[str, Any]], deltas: dict[str, A
         f"   - Reasoning % Delta: {format_value('pct_with_reasoning', d.get('pct_with_reasoning'), True)}",
         f"   - Think Tags % Delta: {format_value('pct_with_think_tags', d.get('pct_with_think_tags'), True)}",
         f"   - Avg Steps Delta: {format_value('avg_steps', d.get('avg_steps'), True)}",
-        f"   - Avg Generation Time Delta: {format_value('avg_generation_time_s', d.get('avg_generation_time_s'), True)}",
     ]
     return "\n".join(lines)

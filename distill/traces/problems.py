@@ -19,29 +19,27 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from distill.data import builtin
-from distill.data.formats import final_answer_from_solution
 from distill.data.schema import DataFormatError
 from distill.data.sources import BUILTIN_SOURCE, DEFAULT_BUILTIN_ROWS, iter_rows
 from distill.errors import UserError
 from distill.evaluation.grading import GRADERS
 from distill.evaluation.suites import (
+    ANSWER_COLUMNS,
     BUILTIN_SUITES,
     HELDOUT,
     ID_COLUMNS,
+    PROBLEM_COLUMNS,
     Problem,
     Suite,
     SuiteError,
     collect_problems,
+    gold_answer,
     load_suite,
     parse_benchmarks,
 )
 from distill.hub import one_line
 
 OPTIONS = ("problem", "answer", "grader", "skip", "split")
-PROBLEM_COLUMNS = ("problem", "question", "prompt", "Question", "input")
-ANSWER_COLUMNS = ("answer", "ground_truth", "final_answer", "gold", "target", "solution", "ground_truth_solution")
-# A plain answer column longer than this is a worked solution: its final answer is read from it.
-_SHORT_ANSWER = 40
 
 
 class ProblemError(UserError, ValueError):
@@ -196,18 +194,3 @@ def _problem(row: Mapping[str, Any], columns: tuple[str, str], index: int) -> Pr
         return None
     pid = next((str(row[c]) for c in ID_COLUMNS if row.get(c) not in (None, "")), str(index))
     return Problem(id=pid, prompt=question.strip(), answer=answer)
-
-
-def gold_answer(value: Any) -> str | None:
-    """The final answer in an answer column: GSM8K's ``#### n``, a ``\\boxed{}``, a short answer as it is, or the
-    final answer of a worked solution."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    if "####" in text:
-        return text.rpartition("####")[2].strip().replace(",", "") or None
-    if len(text) <= _SHORT_ANSWER and "\\boxed" not in text:
-        return text or None
-    return final_answer_from_solution(text)

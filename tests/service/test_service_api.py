@@ -318,18 +318,40 @@ def test_upload_list_preview_and_use_a_dataset(client: TestClient, settings: Set
     r = client.post(f"{API}/datasets", files={"file": ("../../my data.jsonl", _jsonl(ROWS))})
     assert r.status_code == 201, r.text
     ds = r.json()
-    assert ds["kind"] == "upload" and ds["rows"] == 6 and ds["ref"] == ds["id"] == "upload:1"
-    assert ds["report"]["rows_kept"] == 6
     stored = list(settings.datasets_dir.glob("*/*.jsonl"))
     assert len(stored) == 1 and stored[0].is_relative_to(settings.datasets_dir)
+    # ref is the file: the API takes it (inside DISTILL_HOME) and the CLI reads it as the dashboard prints it.
+    assert ds["kind"] == "upload" and ds["rows"] == 6 and ds["id"] == "upload:1" and ds["ref"] == str(stored[0])
+    assert ds["report"]["rows_kept"] == 6 and ds["uses"] == ["training"]
     listed = client.get(f"{API}/datasets").json()["items"]
-    assert [d["ref"] for d in listed] == ["builtin:reasoning", "upload:1"]
+    assert [d["ref"] for d in listed] == ["builtin:reasoning", str(stored[0])]
     preview = client.get(f"{API}/datasets/upload:1/preview", params={"n": 2}).json()
     assert len(preview["rows"]) == 2 and preview["rows"][0]["prompt"] == "What is 0+0?"
     assert "<think>" in preview["rows"][0]["completion"] and preview["report"]["rows_kept"] == 6
     run = client.post(f"{API}/runs", json={"dataset": "upload:1"})
     # Resolved once, at submission: the run's configuration holds the upload's file, as the worker reads it.
     assert run.status_code == 201 and run.json()["config"]["dataset"] == str(stored[0])
+
+
+def test_a_file_of_problems_uploads_as_a_benchmark(client: TestClient, settings: Settings) -> None:
+    """Problems with answers (no reasoning): a benchmark to pick in the form, or a teacher's problems."""
+    rows = [{"problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(5)]
+    r = client.post(f"{API}/datasets", files={"file": ("sums.jsonl", _jsonl(rows))})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["uses"] == ["problems"] and ds["rows"] == 5 and ds["report"]["problems"] == 5
+    preview = client.get(f"{API}/datasets/{ds['id']}/preview", params={"n": 2}).json()
+    assert preview["rows"][1] == {"system": None, "prompt": "What is 1 + 1?", "completion": "(answer) 2"}
+    suites = {s["name"]: s for s in client.get(f"{API}/suites").json()["items"]}
+    assert suites["sums"]["spec"] == f"sums={ds['ref']}" and suites["sums"]["available"]
+    assert not suites["gsm8k"]["available"] and "cannot be reached" in suites["gsm8k"]["why"]  # HF_HUB_OFFLINE
+    assert suites["heldout"]["available"]
+    resolved = client.post(f"{API}/config/resolve", json={"mode": "evaluate", "engine": "openai",
+                                                          "engine_url": "http://127.0.0.1:9/v1", "engine_sft_model": "x",
+                                                          "benchmarks": [suites["sums"]["spec"]]})
+    assert resolved.status_code == 200, resolved.text
+    bad = client.post(f"{API}/datasets", files={"file": ("notes.jsonl", _jsonl([{"text": "hello"}]))})
+    assert bad.status_code == 422 and "neither training rows nor problems" in bad.text
 
 
 def test_builtin_preview(client: TestClient) -> None:
@@ -368,7 +390,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(home: Path) -> None:
         assert "limit" in r.json()["detail"]
         ok = c.post(f"{API}/datasets", files={"file": ("small.jsonl", _jsonl(ROWS))})
         assert ok.status_code == 201
-        assert [d["ref"] for d in c.get(f"{API}/datasets").json()["items"]] == ["builtin:reasoning", "upload:1"]
+        assert [d["id"] for d in c.get(f"{API}/datasets").json()["items"]] == ["builtin:reasoning", "upload:1"]
         assert len([p for p in s.datasets_dir.rglob("*") if p.is_file()]) == 1
 
 
