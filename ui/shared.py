@@ -124,6 +124,7 @@ class MetricDef:
     decimals: int = 3
     delta_unit: str = ""
     better: int = 0
+    shown: bool = True  # False: kept in the results, not compared in the base-vs-SFT table
 
     def number(self, value: Any, signed: bool = False) -> str:
         """The scaled number alone (``12.5``), for intervals."""
@@ -154,7 +155,8 @@ class Catalog:
                 self.defs[str(d["key"])] = MetricDef(
                     key=str(d["key"]), label=str(d.get("label") or d["key"]), unit=str(d.get("unit") or ""),
                     scale=float(d.get("scale", 1.0)), decimals=int(d.get("decimals", 3)),
-                    delta_unit=str(d.get("delta_unit") or ""), better=int(d.get("better", 0)))
+                    delta_unit=str(d.get("delta_unit") or ""), better=int(d.get("better", 0)),
+                    shown=bool(d.get("shown", True)))
             except (KeyError, TypeError, ValueError):
                 continue
 
@@ -165,8 +167,8 @@ class Catalog:
         return self.defs.get(key) or _raw(key)
 
     def order(self) -> list[str]:
-        """The keys, in the catalog's display order."""
-        return list(self.defs)
+        """The keys shown in comparisons, in the catalog's display order."""
+        return [k for k, d in self.defs.items() if d.shown]
 
     def label(self, key: str) -> str:
         return self[key].label

@@ -52,7 +52,8 @@ def resolve_config(body: dict[str, Any] = Body(default_factory=dict)) -> dict[st
 
 
 @router.get("/metric-definitions", summary="How each metric is labelled and shown: key, label, unit, scale, decimals, "
-            "delta_unit (pp for percentages), better (+1 higher is better, -1 lower, 0 neither)")
+            "delta_unit (pp for percentages), better (+1 higher is better, -1 lower, 0 neither), shown (compared in "
+            "the base-vs-SFT table)")
 def metric_definitions() -> list[dict[str, Any]]:
     return metric_catalog()
 

@@ -193,8 +193,9 @@ def test_metrics_table_from_the_catalog_with_the_accuracy_test(cat: Catalog) -> 
     acc_row = html.split("Accuracy")[1].split("</tr>")[0]
     assert "25.0% (1/4)" in acc_row and "75.0% (3/4)" in acc_row and "+50.0 pp" in acc_row
     assert "not significant (p = 0.5, exact McNemar)" in acc_row and "ds-good" not in acc_row
-    time_row = html.split("Avg generation time")[1].split("</tr>")[0]
-    assert "ds-bad" in time_row and "2.00s" in time_row  # slower is worse
+    quality_row = html.split("Reasoning quality score")[1].split("</tr>")[0]
+    assert "ds-good" in quality_row and "+0.100" in quality_row  # higher is better
+    assert "Avg generation time" not in html  # one shared batch's time: kept, not compared
     assert "Reasoning quality score (shape heuristic)" in html
     assert "Correct answers" not in html  # folded into the accuracy cell
     sig = metrics_table_html(summary, {"accuracy": 0.5}, cat, dict(test, p_value=0.01, significant=True))
