@@ -254,5 +254,7 @@ class HealthOut(BaseModel):
     database: str
     broker: str
     workers: list[WorkerOut]
+    # Runs running on a worker on the API's own machine: {"id", "stage", "worker"}.
+    local_runs: list[dict[str, Any]] = []
     version: str
     serving: dict[str, list[str]] = {}  # base model -> the model ids loaded in the API process

@@ -57,11 +57,19 @@ class PipelineHooks:
     on_metrics: Callable[[dict], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None  # (problems answered, problems) over all suites
+    on_plan: Callable[[dict[str, float]], None] | None = None  # the expected work of each stage (``work_plan``)
 
     def stage(self, name: str) -> None:
         log.info("Stage: %s", name)
         if self.on_stage:
             self.on_stage(name)
+
+    def plan(self, work: dict[str, float]) -> None:
+        total = sum(work.values()) or 1.0
+        shares = ", ".join(f"{name} {100 * w / total:.0f}%" for name, w in work.items() if w)
+        log.info("Expected share of the run's work (the progress bar's weights): %s", shares)
+        if self.on_plan:
+            self.on_plan(work)
 
     def check_cancel(self) -> None:
         if self.should_cancel and self.should_cancel():
@@ -140,7 +148,8 @@ def load_suites(config: RunConfig, held_out: list[ReasoningExample]) -> list[Sui
             suites.append(heldout_suite(held_out, system_prompt(config)))
         else:
             suites.append(load_suite(spec, config.benchmark_limit, config.seed))
-        log.info("Suite %s: %d problems (%s, grader %s)", suites[-1].name, len(suites[-1].problems),
+        n = len(suites[-1].problems)
+        log.info("Suite %s: %d problem%s (%s, grader %s)", suites[-1].name, n, "" if n == 1 else "s",
                  suites[-1].source, suites[-1].grader)
     if config.general_prompts:
         suites.append(general_suite())
@@ -149,7 +158,9 @@ def load_suites(config: RunConfig, held_out: list[ReasoningExample]) -> list[Sui
     return suites
 
 
-def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExample], stats: Any) -> tuple[list[dict], list[dict], dict]:
+def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExample],
+                 stats: Any) -> tuple[list[dict], list[dict], dict, tuple[int, int]]:
+    """(training rows, validation rows, the data report, (their tokens, as trained: truncated))."""
     default_system = system_prompt(config)
     rows = [to_prompt_completion(ex, default_system) for ex in examples]
     lengths = [
@@ -157,12 +168,34 @@ def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExam
         for r in tqdm(rows, desc="tokenize", unit="row")
     ]
     report = data_report(stats, lengths, config.max_seq_length)
-    train_rows, val_rows = split_train_val(rows, config.val_ratio, config.seed)
-    report.update(train_rows=len(train_rows), val_rows=len(val_rows))
+    # Rows and their lengths shuffled together (the shuffle depends only on the count: the same split as the rows').
+    train, val = split_train_val(list(zip(rows, lengths, strict=True)), config.val_ratio, config.seed)
+    report.update(train_rows=len(train), val_rows=len(val))
     if report["truncated"]:
         log.warning("%d of %d rows are longer than --max_seq_length %d and will be truncated",
                     report["truncated"], len(rows), config.max_seq_length)
-    return train_rows, val_rows, report
+    tokens = tuple(sum(min(n, config.max_seq_length) for _, n in part) for part in (train, val))
+    return [r for r, _ in train], [r for r, _ in val], report, tokens
+
+
+# The expected work of each stage, in units of one token of a training row (forward and backward), so that a
+# progress bar can weigh training against evaluation. Measured on the default model on CPU (docs/benchmarks.md):
+# 180 trained tokens/s against 123 generated tokens/s in a batch of 64, so a generated token costs ~1.5 units; an
+# answer uses about half its max_new_tokens (the quick test's 238 s of evaluation against its 53k-token budget, its
+# 49 s of training for 9k tokens), so each budgeted token weighs 0.75. Validation is a forward only: a third.
+BUDGETED_TOKEN_COST = 0.75
+VALIDATION_TOKEN_COST = 1 / 3
+SAVE_SHARE = 0.02  # merging LoRA into the base and writing it: seconds, whatever the run's size
+
+
+def work_plan(config: RunConfig, tokens: tuple[int, int], suites: list[Suite]) -> dict[str, float]:
+    """{"train": …, "evaluate": …, "save": …}: each stage's expected work (see BUDGETED_TOKEN_COST) from the
+    (training, validation) rows' tokens and the suites."""
+    merges = config.mode in ("all", "train") and config.use_lora
+    train = config.epochs * (tokens[0] + VALIDATION_TOKEN_COST * tokens[1])
+    answers = sum(len(s.problems) for s in suites) * config.num_samples * 2  # base and SFT
+    evaluate = answers * config.max_new_tokens * BUDGETED_TOKEN_COST
+    return {"train": train, "evaluate": evaluate, "save": SAVE_SHARE * (train + evaluate) if merges else 0.0}
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
@@ -221,32 +254,17 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         train_examples, stats, held_out = load_splits(config, hold_out) if uses_dataset(config) else ([], None, [])
     suites = load_suites(config, held_out) if evaluating else []
     engine = remote_engine(config) if evaluating and remote else None
+    tokens = (0, 0)
     if training:
-        train_rows, val_rows, report = prepare_rows(config, tokenizer, train_examples, stats)
-        report = {**(traces.report if traces else {}), **report}
-        run.data_report.write_text(json.dumps(report, indent=2))
-        result.data_report = report
-        log.info("Data: %d train rows, %d validation rows (token length p50 %s, p95 %s, max %s)",
-                 len(train_rows), len(val_rows), report["token_length"]["p50"], report["token_length"]["p95"],
-                 report["token_length"]["max"])
+        train_rows, val_rows, tokens = _prepared_rows(config, tokenizer, train_examples, stats, traces, run, result)
         hooks.check_cancel()
-
+    hooks.plan(work_plan(config, tokens, suites))
+    if training:
         hooks.stage("train")
-        if launches_processes(config):
-            from distill.distributed import train_distributed
-
-            outcome = train_distributed(config, model_path, train_rows, val_rows, run.root,
-                                        on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
-        else:
-            from distill.training import train
-
-            model = load_model(model_path, trust_remote_code=config.trust_remote_code)
-            outcome = train(config, model, tokenizer, train_rows, val_rows, run.root,
-                            on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
+        outcome = _train(config, hooks, run, model_path, tokenizer, train_rows, val_rows)
         result.timings["train_s"] = outcome.train_seconds
-        if outcome.cancelled:
-            raise RunCancelled(f"cancelled at step {outcome.global_step}; checkpoint saved")
         if outcome.model is not None:  # else rank 0 of the training processes saved it
+            log.info("Saving the trained model to %s", run.final_model)
             save_model(outcome.model, tokenizer, run.final_model)
             if evaluating and engine is None:
                 engine = trained_engine(config, outcome.model, tokenizer, model_path)
@@ -283,9 +301,44 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         trained = engine.targets["sft"][0] if engine is not None and engine.name == "hf" else None
         if not isinstance(trained, PeftModel):
             trained = PeftModel.from_pretrained(load_model(model_path), str(run.final_model))
+        log.info("Saving the merged model (the LoRA adapter merged into the base) to %s", run.merged_model)
         save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
 
     return _finish(result, run, t_start)
+
+
+def _prepared_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExample], stats: Any,
+                   traces: Traces | None, run: RunDir,
+                   result: RunResult) -> tuple[list[dict], list[dict], tuple[int, int]]:
+    """Training and validation rows, with the data report written; their tokens (for the work plan)."""
+    train_rows, val_rows, report, tokens = prepare_rows(config, tokenizer, examples, stats)
+    report = {**(traces.report if traces else {}), **report}
+    run.data_report.write_text(json.dumps(report, indent=2))
+    result.data_report = report
+    log.info("Data: %d train rows, %d validation rows (token length p50 %s, p95 %s, max %s)",
+             len(train_rows), len(val_rows), report["token_length"]["p50"], report["token_length"]["p95"],
+             report["token_length"]["max"])
+    return train_rows, val_rows, tokens
+
+
+def _train(config: RunConfig, hooks: PipelineHooks, run: RunDir, model_path: str, tokenizer: Any,
+           train_rows: list[dict], val_rows: list[dict]) -> Any:
+    """The training stage's outcome; RunCancelled once a cancel has stopped it (a checkpoint saved)."""
+    if launches_processes(config):
+        from distill.distributed import train_distributed
+
+        outcome = train_distributed(config, model_path, train_rows, val_rows, run.root,
+                                    on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
+    else:
+        from distill.training import train
+
+        log.info("Loading %s for training", config.model)
+        model = load_model(model_path, trust_remote_code=config.trust_remote_code)
+        outcome = train(config, model, tokenizer, train_rows, val_rows, run.root,
+                        on_metrics=hooks.on_metrics, should_cancel=hooks.should_cancel)
+    if outcome.cancelled:
+        raise RunCancelled(f"cancelled at step {outcome.global_step}; checkpoint saved")
+    return outcome
 
 
 def _finish(result: RunResult, run: RunDir, t_start: float) -> RunResult:
@@ -409,6 +462,7 @@ def pair_engine(config: RunConfig, model_path: str, tokenizer: Any, sft_path: st
     kind = model_kind(sft_path)
     if kind is None:
         raise ConfigError(f"--sft_model_path: {sft_path} holds neither adapter_config.json nor config.json")
+    log.info("Loading the base model and the SFT model (%s) for evaluation", sft_path)
     base = load_model(model_path, trust_remote_code=config.trust_remote_code)
     if kind == "adapter":
         return HFEngine.for_pair(PeftModel.from_pretrained(base, sft_path), tokenizer, batch_size=config.eval_batch_size)

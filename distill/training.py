@@ -263,6 +263,23 @@ class DistillSFTTrainer(SFTTrainer):
         self._record(mode, float(ce.detach()) * per_token, float(kl.detach()) * per_token if kl is not None else 0.0)
         return (loss, outputs) if return_outputs else loss
 
+    # --- validation that a cancel stops within a batch ---
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        cancel = next((c for c in self.callback_handler.callbacks if isinstance(c, CancelCallback)), None)
+        rows = len(self.eval_dataset) if self.eval_dataset is not None and hasattr(self.eval_dataset, "__len__") else 0
+        batches = -(-rows // max(self.args.eval_batch_size, 1))
+        if cancel is not None:
+            cancel.val_total = batches
+        log.info("Validation: %d rows in %d batches", rows, batches)
+        try:
+            return super().evaluate(*args, **kwargs)
+        except ValidationCancelled:
+            # An infinite loss is never a new best (the Trainer starts its best at inf), so the checkpoint saved
+            # next is not mistaken for the best model; the cut pass's partial losses are dropped.
+            self.loss_parts["eval"] = {"ce": [], "kl": []}
+            self.model.train()
+            return {"eval_loss": float("inf")}
+
     # --- logging ce, kl and trained tokens with the Trainer's own logs ---
     def _record(self, mode: str, ce: float, kl: float) -> None:
         self.loss_parts[mode]["ce"].append(ce)
@@ -323,24 +340,55 @@ class MetricsCallback(TrainerCallback):
             self.on_metrics(point)
 
 
+class ValidationCancelled(Exception):
+    """A cancel cut a validation pass short (raised between its batches, caught by the trainer's ``evaluate``)."""
+
+
 class CancelCallback(TrainerCallback):
-    """Stops at the next (sub)step when asked, saving a checkpoint so the run can resume."""
+    """Stops at the next training (sub)step or validation batch when asked, saving a checkpoint so the run can
+    resume. The Trainer itself only looks between training steps: without the per-batch check a cancel waited
+    for a whole validation pass (and, at an epoch's end, started one)."""
 
     def __init__(self, should_cancel: Callable[[], bool]):
         self.should_cancel, self.cancelled = should_cancel, False
+        self.val_batches, self.val_total, self.saved_step = 0, 0, -1
 
-    def _check(self, control):
-        if not self.cancelled and self.should_cancel():
-            self.cancelled = True
-            control.should_training_stop = True
-            control.should_save = True
-        return control
+    def _check(self, state, control, where: str) -> bool:
+        if self.cancelled or not self.should_cancel():
+            return False
+        self.cancelled = True
+        control.should_training_stop = True
+        control.should_save = True
+        log.info("Cancel: stopped %s at step %d; saving a checkpoint so --resume continues", where, state.global_step)
+        return True
 
     def on_substep_end(self, args, state, control, **kwargs):
-        return self._check(control)
+        self._check(state, control, "after this training micro-batch")
+        return control
 
     def on_step_end(self, args, state, control, **kwargs):
-        return self._check(control)
+        self.val_batches = 0  # a validation pass may follow
+        self._check(state, control, "after this training step")
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.val_batches = 0
+        if self.cancelled:  # the epoch's validation pass is not wanted, nor a second save of the same step
+            control.should_evaluate = False
+            control.should_save = self.saved_step != state.global_step
+        return control
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self.val_batches += 1
+        if self._check(state, control, f"validation after batch {self.val_batches} of {self.val_total or '?'}"):
+            raise ValidationCancelled()
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saved_step = state.global_step
+        if self.cancelled:
+            log.info("Checkpoint saved at step %d: --resume continues from it", state.global_step)
+        return control
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ui.client import ApiCallError, ApiClient, AsyncApiClient
 from ui.manager import Manager, merge
 from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list, traces
 from ui.pages.common import Ctx, FormSchema, click_data, parse_schema, to_int
-from ui.shared import banner_html, esc
+from ui.shared import banner_html, counted, esc
 from ui.theme import CSS, THEME
 
 TITLE = "Distill Studio"
@@ -33,6 +33,8 @@ PAGES = (("launch", "Launch", launch), ("runs", "Runs", run_list), ("run", "Run"
          ("traces", "Traces", traces), ("benchmarks", "Benchmarks", benchmarks),
          ("playground", "Playground", playground), ("compare", "Compare", compare_runs))
 TAB_IDS = tuple(tab for tab, _, _ in PAGES)
+# Gradio 6 leaves the divider of the footer's absent "api" link before "Settings": hide it.
+FOOTER_CSS = '\nfooter[aria-label="Gradio footer navigation"] > div.divider:first-of-type { display: none; }\n'
 
 
 def load_schema(api_url: str, token: str | None, transport: httpx.BaseTransport | None = None,
@@ -59,9 +61,9 @@ def health_html(api: ApiClient) -> str:
     workers = h.get("workers") or []
     gpus = sum(len(w.get("gpus") or []) if isinstance(w.get("gpus"), list) else int(w.get("gpus") or 0)
                for w in workers if isinstance(w, dict))
-    parts = [f"API {h.get('status', '?')}", f"{len(workers)} worker{'s' if len(workers) != 1 else ''}"]
+    parts = [f"API {h.get('status', '?')}", counted(len(workers), "worker")]
     if gpus:
-        parts.append(f"{gpus} GPU{'s' if gpus != 1 else ''}")
+        parts.append(counted(gpus, "GPU"))
     bad = [k for k in ("database", "broker") if h.get(k) not in (None, "ok")]
     cls = "ds-st-succeeded" if h.get("status") == "ok" and not bad and workers else "ds-st-running"
     if not workers:
@@ -105,6 +107,7 @@ def build_dashboard(api_url: str, token: str | None = None, *, public_api_url: s
         m.add("app", dict(tabs=tabs, health=health))
         for _, _, page in PAGES:
             page.wire(ctx, m)
+        gr.HTML(footer_html(ctx), elem_id="ds-footer")
         wire_navigation(ctx, m, tab_blocks)
         wire_load(ctx, m, demo)
         gr.Timer(HEALTH_S).tick(lambda: health_html(ctx.api), None, health, show_progress="hidden")
@@ -159,7 +162,7 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
         "benchmarks": ([], lambda: benchmarks.refresh(ctx, m),
                        m.list("benchmarks.board", "benchmarks.banner", "benchmarks.run")),
         "playground": ([m["playground.run"]], lambda r: playground.refresh(ctx, m, r),
-                       m.list("playground.run", "playground.banner")),
+                       m.list("playground.run", "playground.banner", "playground.busy")),
         "compare": ([m["compare.runs"]], lambda c: compare_runs.refresh(ctx, m, c),
                     m.list("compare.runs", "compare.banner")),
         "traces": (m.list("traces.run", "traces.verdict", "traces.status", "traces.q", "traces.page"),
@@ -215,19 +218,20 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
         cfg["name"] = f"{r.get('name') or cfg.get('name') or f'run {rid}'} (copy)"
         for k in ("output_dir", "resume"):
             cfg.pop(k, None)
-        return {**open_tab(m, "launch"), m["launch.preset"]: gr.update(value=launch.NO_PRESET),
-                m["launch.preset_info"]: "", **launch.fill_updates(ctx, m, cfg),
+        return {**open_tab(m, "launch"), **launch.fill_form(ctx, m, cfg),
                 banner: banner_html(f"Form filled from run #{rid}: adjust and launch.", "info")}
 
-    clone_outs = [m["app.tabs"], m["launch.preset"], m["launch.preset_info"], *fields, *timer_list(m), m["launch.banner"]]
+    clone_outs = [m["app.tabs"], m["launch.preset"], m["launch.preset_state"], m["launch.preset_info"], *fields,
+                  *timer_list(m), m["launch.banner"]]
     m["runs.clone_btn"].click(clone, [m["runs.selected"]], clone_outs)
     m["run.clone_btn"].click(clone, [m["run.pick"]], clone_outs)
 
     def to_playground(run_id: Any) -> dict[Any, Any]:
-        return {**open_tab(m, "playground"), **playground.refresh(ctx, m, to_int(run_id))}
+        return {**open_tab(m, "playground"), **playground.refresh(ctx, m, run_detail.model_run_id(ctx, run_id))}
 
     m["run.playground_btn"].click(to_playground, [m["run.pick"]],
-                                  [m["app.tabs"], m["playground.run"], m["playground.banner"], *timer_list(m)])
+                                  [m["app.tabs"], m["playground.run"], m["playground.banner"], m["playground.busy"],
+                                   *timer_list(m)])
     wire_train_on_traces(ctx, m, clone_outs)
 
 
@@ -250,8 +254,7 @@ def wire_train_on_traces(ctx: Ctx, m: Manager, clone_outs: list[Any]) -> None:
         if "ds_pick" not in form:  # no form: the API did not answer when the dashboard started
             return {banner: banner_html(launch.NO_SCHEMA)}
         return merge(launch.refresh(ctx, m), open_tab(m, "launch"),
-                     {form["preset"]: gr.update(value=launch.NO_PRESET), form["preset_info"]: ""},
-                     launch.fill_updates(ctx, m, traces.training_config(run, item["ref"])),
+                     launch.fill_form(ctx, m, traces.training_config(run, item["ref"])),
                      {form["ds_pick"]: gr.update(value=item["id"])}, launch.show_dataset(ctx, m, item),
                      {form["banner"]: banner_html(f"Form filled to train on the {item.get('rows')} traces kept by "
                                                   f"run #{rid}: adjust and launch.", "info"), banner: ""})
@@ -296,12 +299,25 @@ def wire_load(ctx: Ctx, m: Manager, demo: gr.Blocks) -> None:
         return gr.skip()
 
     load_outs = [*launch.outputs(ctx, m), m["app.tabs"], m["run.pick"], *timer_list(m), m["app.health"]]
-    fill_outs = [*run_list.outputs(m), m["playground.run"], m["playground.banner"], m["compare.runs"],
-                 m["compare.banner"], *navigation_outputs(m)]
+    fill_outs = [*run_list.outputs(m), m["playground.run"], m["playground.banner"], m["playground.busy"],
+                 m["compare.runs"], m["compare.banner"], *navigation_outputs(m)]
     demo.load(on_load, None, load_outs, show_progress="hidden").then(
         fill_opened, [m["runs.status"], m["playground.run"], m["compare.runs"]], fill_outs, show_progress="hidden")
 
 
 def launch_kwargs() -> dict[str, Any]:
     """Theme and CSS (Gradio 6 takes them at launch/mount time, not in ``gr.Blocks``)."""
-    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
+    # No "api" link: it documents Gradio's internal endpoints, not the service's REST API (footer_html links that).
+    return {"theme": THEME, "css": CSS + FOOTER_CSS, "footer_links": ["settings"]}
+
+
+def docs_url(ctx: Ctx) -> str:
+    """The API's OpenAPI page (FastAPI's ``/docs``, which needs no token) as the browser reaches it."""
+    base = ctx.link_base if ctx.link_base is not None else ctx.public_api_url
+    return f"{base.rstrip('/')}/docs"
+
+
+def footer_html(ctx: Ctx) -> str:
+    return ('<div style="text-align:center; font-size:.9em">'
+            f'<a href="{esc(docs_url(ctx))}" target="_blank" rel="noopener">REST API (/docs)</a>'
+            ' <span class="ds-muted">· the service\'s endpoints, which this dashboard also uses</span></div>')

@@ -79,6 +79,17 @@ class Dataset(TypedDict, total=False):
     rows: int | None
     report: dict[str, Any]
     run_id: int | None  # a generated dataset: the trace generation that made it
+    uses: list[str]  # "training" (rows to train on), "problems" (a benchmark's, or a teacher's to answer)
+
+
+class Suite(TypedDict, total=False):
+    name: str
+    spec: str  # what to put in benchmarks: the name, or NAME=FILE for an uploaded file of problems
+    source: str
+    grader: str
+    available: bool  # loads here now (a hub suite needs the hub)
+    why: str | None
+    dataset_id: str | None  # an uploaded file's dataset id
 
 
 class GenSide(TypedDict, total=False):
@@ -426,6 +437,11 @@ class ApiClient(_Base):
 
         return self._json("GET", f"/runs/{int(run_id)}/benchmarks/{quote(suite, safe='')}", f"{suite} of run {run_id}",
                           params=_clean_params({"job_id": job_id}), timeout=httpx.Timeout(self.timeout, read=60))
+
+    def list_suites(self) -> list[Suite]:
+        """The suites this server knows, each with whether it loads here now (and why not)."""
+        data = self._json("GET", "/suites", "suites")
+        return list((data or {}).get("items", []))
 
     def leaderboard(self) -> Leaderboard:
         return self._json("GET", "/benchmarks", "leaderboard")

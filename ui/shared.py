@@ -29,6 +29,11 @@ def finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def counted(n: Any, word: str) -> str:
+    """``1 epoch``, ``3 epochs``, ``? samples`` (English plurals by ``s``)."""
+    return f"{n} {word}" if str(n) == "1" else f"{n} {word}s"
+
+
 def banner_html(message: str | None, kind: str = "error") -> str:
     if not message:
         return ""

@@ -115,7 +115,11 @@ CSS = """
 .ds-scroll { overflow-x: auto; max-width: 100%; }
 .ds-stack > * { flex: 1 1 0% !important; min-width: 0 !important; }
 @media (max-width: 760px) { .ds-stack { flex-direction: column !important; } .ds-stack > * { width: 100% !important; } }
-.ds-compare td, .ds-compare th { white-space: nowrap; font-variant-numeric: tabular-nums; }
+/* compare: cells wrap (base → SFT over its delta), so the table fits the page instead of scrolling */
+.ds-compare td, .ds-compare th { font-variant-numeric: tabular-nums; vertical-align: top; }
+.ds-compare thead th { font-weight: 600; }
+.ds-cmp-suite + .ds-cmp-suite { margin-top: .2rem; }
+.ds-cmp-loss { white-space: nowrap; }
 /* benchmarks: significance marks, leaderboard cells, suite cards, problem view */
 .ds-sig { font-size: .85em; font-weight: 600; white-space: nowrap; cursor: help; padding: 0 .4rem;
   border-radius: 999px; border: 1px solid currentColor; }

@@ -71,7 +71,7 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
             log.info("Run %s (attempt %d) on %s", run_id, claim.attempt, worker_name)
             result = run_pipeline(config, PipelineHooks(
                 on_stage=recorder.on_stage, on_metrics=recorder.on_metrics, should_cancel=recorder.should_cancel,
-                on_progress=recorder.on_progress))
+                on_progress=recorder.on_progress, on_plan=recorder.on_plan))
             status, evaluation = "succeeded", result.evaluation
         except RunCancelled as e:
             if recorder.cancel_requested:

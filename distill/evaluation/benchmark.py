@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from distill.generation.engine import BASE, SFT, Engine, Prompt, Sampling
 
 log = logging.getLogger("distill")
 MODELS = (BASE, SFT)
+LOG_EVERY_S = 10.0  # a progress line at most this often (and at each suite's end): small chunks would spam the log
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ def summarize_suite(suite: Suite, records: list[dict[str, Any]], settings: Bench
     return out
 
 
+def _log_progress(suite: Suite, done: list[dict[str, Any]], n: int) -> None:
+    right = {m: sum(s["correct"] for r in done for s in r[m]) / (len(done) * n) for m in MODELS}
+    log.info("evaluating %s: %d/%d problems (base and SFT; pass@1 so far: base %.1f%%, sft %.1f%%)", suite.name,
+             len(done), len(suite.problems), 100 * right[BASE], 100 * right[SFT])
+
+
 def run_suite(engine: Engine, suite: Suite, settings: BenchmarkSettings, folder: Path, *, system: str | None = None,
               models: dict[str, Any] | None = None, should_cancel: Callable[[], bool] | None = None,
               on_progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
@@ -147,13 +155,16 @@ def run_suite(engine: Engine, suite: Suite, settings: BenchmarkSettings, folder:
     if store.records:
         log.info("%s: %d of %d problems already answered; continuing", suite.name, len(store.records),
                  len(suite.problems))
+    if on_progress is not None:  # where this suite starts: the clock of an ETA starts here
+        on_progress(suite.name, len(suite.problems) - len(todo), len(suite.problems))
     per_chunk = max(1, settings.chunk_rows // (2 * settings.num_samples))
+    logged = time.monotonic()
     for start in range(0, len(todo), per_chunk):
         store.add(_answer_chunk(engine, suite, todo[start:start + per_chunk], settings, system, should_cancel))
         done = [store.records[p.id] for p in suite.problems if p.id in store.records]
-        right = {m: sum(s["correct"] for r in done for s in r[m]) / (len(done) * settings.num_samples) for m in MODELS}
-        log.info("%s: %d/%d problems (pass@1 so far: base %.1f%%, sft %.1f%%)", suite.name, len(done),
-                 len(suite.problems), 100 * right[BASE], 100 * right[SFT])
+        if time.monotonic() - logged >= LOG_EVERY_S or start + per_chunk >= len(todo):
+            _log_progress(suite, done, settings.num_samples)
+            logged = time.monotonic()
         if on_progress is not None:
             on_progress(suite.name, len(done), len(suite.problems))
     records = [store.records[p.id] for p in suite.problems]

@@ -8,6 +8,7 @@ problem, because scripts read them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from distill.evaluation.stats import mcnemar_exact
 from distill.evaluation.suites import Suite
 from distill.evaluation.summary import deltas, summarize
 from distill.generation.engine import Engine
+
+log = logging.getLogger("distill")
 
 
 def benchmark_settings(config: RunConfig) -> BenchmarkSettings:
@@ -51,6 +54,8 @@ def evaluate(engine: Engine, suites: Sequence[Suite], settings: BenchmarkSetting
     per_problem: dict[str, list[dict[str, Any]]] = {}
     samples: list[dict[str, Any]] = []
     total, offset = sum(len(s.problems) for s in suites), 0
+    log.info("Evaluating base and SFT on %d problems (%s), %d answer(s) each, up to %d new tokens per answer", total,
+             ", ".join(f"{s.name} {len(s.problems)}" for s in suites), settings.num_samples, settings.max_new_tokens)
     for suite in suites:
         def progress(_: str, done: int, __: int, offset: int = offset) -> None:
             if on_progress is not None:

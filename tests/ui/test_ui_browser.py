@@ -22,10 +22,22 @@ from typing import Any
 
 import httpx
 import pytest
-from ui_support import API_TOKEN, ARTIFACTS, MISSING_MODEL, ROOT, TINY, Studio, fill_number, open_ui, tab, wait_text
+from ui_support import (
+    API_TOKEN,
+    ARTIFACTS,
+    MISSING_MODEL,
+    ROOT,
+    RUN_TIMEOUT_S,
+    TINY,
+    Studio,
+    ask_both_models,
+    fill_number,
+    open_ui,
+    tab,
+    wait_text,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-RUN_TIMEOUT_S = 240  # a tiny run takes ~40 s on 2 busy cores; leave room
 
 
 def fill_tiny_form(pg: Any, name: str) -> None:
@@ -103,16 +115,8 @@ def test_launch_form_watch_live_and_see_evaluation(page: Any, studio: Studio) ->
     save_doc_image("run_page.png", "run_page.png")
 
 
-def finished_run(studio: Studio) -> int:
-    if "run_id" not in studio.shared:
-        run = studio.create_run(name="tiny for ui", **TINY)
-        studio.wait_status(run["id"], {"succeeded"}, RUN_TIMEOUT_S)
-        studio.shared["run_id"] = run["id"]
-    return studio.shared["run_id"]
-
-
 def test_runs_table_lists_the_run(page: Any, studio: Studio) -> None:
-    rid = finished_run(studio)
+    rid = studio.finished_run()
     open_ui(page, f"{studio.url}/ui/?tab=runs")
     rows = "#runs-table .virtual-row"  # Gradio's dataframe draws its rows as a virtual grid
     page.wait_for_function(f"() => [...document.querySelectorAll('{rows}')]"
@@ -131,7 +135,7 @@ def test_runs_table_lists_the_run(page: Any, studio: Studio) -> None:
 
 
 def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
-    finished_run(studio)
+    studio.finished_run()
     pg = page
     open_ui(pg, f"{studio.url}/ui/?tab=playground")
     tab(pg, "Playground")
@@ -140,12 +144,7 @@ def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
     pg.locator("#pg-eval-prompt input").first.click()
     pg.locator("ul[role=listbox] li").first.click()
     pg.wait_for_function("() => document.querySelector('#pg-prompt textarea').value.length > 5")
-    pg.locator("#pg-prompt textarea").fill("A pen costs $2. How much do 6 pens cost?")
-    pg.locator("#pg-max-new input[type=number]").fill("24")
-    pg.locator("#pg-max-new input[type=number]").press("Enter")
-    pg.click("#pg-send")
-    pg.wait_for_function("() => ['#pg-base-timing', '#pg-sft-timing'].every("
-                         "s => document.querySelector(s).innerText.includes('tokens in'))", timeout=180_000)
+    ask_both_models(pg, "A pen costs $2. How much do 6 pens cost?", 24)
     for side in ("#pg-base", "#pg-sft"):
         assert pg.locator(f"{side} .ds-resp").count() == 1
     assert "tok/s" in pg.inner_text("#pg-base-timing") and "tok/s" in pg.inner_text("#pg-sft-timing")
@@ -155,7 +154,7 @@ def test_playground_streams_both_models(page: Any, studio: Studio) -> None:
 
 
 def test_compare_runs(page: Any, studio: Studio) -> None:
-    finished_run(studio)
+    studio.finished_run()
     open_ui(page, f"{studio.url}/ui/?tab=compare")
     tab(page, "Compare")
     page.wait_for_selector("#cmp-table table.ds-compare", timeout=20_000)
@@ -180,7 +179,7 @@ def bench_field(pg: Any, name: str, value: Any) -> None:
 
 
 def test_benchmark_job_from_the_run_page(page: Any, studio: Studio) -> None:
-    rid = finished_run(studio)
+    rid = studio.finished_run()
     write_suite(studio)
     pg = page
     open_ui(pg, f"{studio.url}/ui/?run={rid}")
@@ -220,7 +219,7 @@ def test_benchmark_job_from_the_run_page(page: Any, studio: Studio) -> None:
 
 def benchmarked_run(studio: Studio) -> int:
     if "benchmarked" not in studio.shared:
-        rid = finished_run(studio)
+        rid = studio.finished_run()
         write_suite(studio)
         r = studio.api.post(f"/runs/{rid}/benchmarks", json={"benchmarks": SUITE_SPEC, "num_samples": 2,
                                                              "max_new_tokens": 8})
@@ -372,7 +371,7 @@ def test_thousands_of_log_lines_keep_the_tail(page: Any, studio: Studio) -> None
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
 def test_narrow_window_and_themes(browser: Any, studio: Studio, theme: str) -> None:
-    rid = finished_run(studio)
+    rid = studio.finished_run()
     ctx = browser.new_context(viewport={"width": 390, "height": 844})
     ctx.set_default_timeout(20_000)
     pg = ctx.new_page()

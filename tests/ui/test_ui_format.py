@@ -194,7 +194,8 @@ def test_metrics_table_from_the_catalog_with_the_accuracy_test(cat: Catalog) -> 
     assert "25.0% (1/4)" in acc_row and "75.0% (3/4)" in acc_row and "+50.0 pp" in acc_row
     assert "not significant (p = 0.5, exact McNemar)" in acc_row and "ds-good" not in acc_row
     quality_row = html.split("Reasoning quality score")[1].split("</tr>")[0]
-    assert "ds-good" in quality_row and "+0.100" in quality_row  # higher is better
+    # No test for this metric: the delta is shown, not colored as a win.
+    assert "ds-neutral" in quality_row and "ds-good" not in quality_row and "+0.100" in quality_row
     assert "Avg generation time" not in html  # one shared batch's time: kept, not compared
     assert "Reasoning quality score (shape heuristic)" in html
     assert "Correct answers" not in html  # folded into the accuracy cell

@@ -24,6 +24,7 @@ TINY = {"model": "tiny-random", "max_samples": 8, "epochs": 1, "batch_size": 2, 
         "eval_samples": 2, "general_prompts": False, "max_new_tokens": 16, "max_seq_length": 256}
 # Not in the local cache, and the Hub is unreachable (HF_HUB_OFFLINE=1): such a run fails at load.
 MISSING_MODEL = "someorg/not-cached-model"
+RUN_TIMEOUT_S = 240  # a tiny run takes ~40 s on 2 busy cores; leave room
 API_TOKEN = "s3cret-token"  # the second server's DISTILL_API_TOKEN
 SERVER_STOP_S = 90  # the server waits up to 60 s for its worker
 
@@ -50,6 +51,18 @@ def tab(pg: Any, name: str) -> None:
 
 def fill_number(pg: Any, field: str, value: Any) -> None:
     pg.locator(f"#field-{field} input, #field-{field} textarea").first.fill(str(value))
+
+
+def ask_both_models(pg: Any, prompt: str, max_new_tokens: int, wait: bool = True) -> None:
+    """The Playground: ``prompt`` to both models with ``max_new_tokens``; until both answers end (if ``wait``)."""
+    pg.locator("#pg-prompt textarea").fill(prompt)
+    max_new = pg.locator("#pg-max-new input[type=number]")
+    max_new.fill(str(max_new_tokens))
+    max_new.press("Enter")
+    pg.click("#pg-send")
+    if wait:
+        pg.wait_for_function("() => ['#pg-base-timing', '#pg-sft-timing'].every("
+                             "s => document.querySelector(s).innerText.includes('tokens in'))", timeout=180_000)
 
 
 def free_port() -> int:
@@ -149,6 +162,14 @@ class Studio:
         r = self.api.post("/runs", json=config)
         assert r.status_code == 201, r.text
         return r.json()
+
+    def finished_run(self) -> int:
+        """A succeeded tiny run, made once and shared by the tests that only read one."""
+        if "run_id" not in self.shared:
+            run = self.create_run(name="tiny for ui", **TINY)
+            self.wait_status(run["id"], {"succeeded"}, RUN_TIMEOUT_S)
+            self.shared["run_id"] = run["id"]
+        return self.shared["run_id"]
 
     def wait_status(self, run_id: int, statuses: set[str], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

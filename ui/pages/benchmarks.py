@@ -93,6 +93,11 @@ def page_view(m: Manager, data: dict[str, Any], how: str, page: Any) -> dict[Any
     return {p["problems"]: problems_html(chunk), p["count"]: f'<div class="ds-muted">{esc(where)}</div>', p["page"]: n}
 
 
+def result_name(job_id: Any, run_id: int) -> str:
+    """A result is the run's own evaluation (its job is the run itself) or a benchmark job's."""
+    return "The run's own evaluation" if job_id == run_id else f"Benchmark job #{job_id}"
+
+
 def select(ctx: Ctx, m: Manager, run_id: Any, suite: Any = None, job_id: Any = None, how: str = "all") -> dict[Any, Any]:
     """Open one result: the run's suites and results for the pickers, the suite's card, page 1 of its problems."""
     p = m.page(PAGE)
@@ -107,8 +112,7 @@ def select(ctx: Ctx, m: Manager, run_id: Any, suite: Any = None, job_id: Any = N
     suites = list(dict.fromkeys(r["suite"] for r in results))
     suite = suite if suite in suites else (suites[0] if suites else None)
     mine = [r for r in results if r["suite"] == suite]
-    jobs = [(f"job #{r['job_id']}{' (own evaluation)' if r['job_id'] == rid else ''} · {fmt_time(r.get('created_at'))}",
-             int(r["job_id"])) for r in mine]
+    jobs = [(f"{result_name(r['job_id'], rid)} · {fmt_time(r.get('created_at'))}", int(r["job_id"])) for r in mine]
     job = to_int(job_id)
     job = job if job in {v for _, v in jobs} else (jobs[0][1] if jobs else None)
     out: dict[Any, Any] = {p["run"]: gr.update(value=rid), p["suite"]: gr.update(choices=suites, value=suite),

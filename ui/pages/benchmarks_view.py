@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ui.answers import sample_html
-from ui.shared import Catalog, esc, finite, fmt_time, significance, significance_html
+from ui.shared import Catalog, counted, esc, finite, fmt_time, significance, significance_html
 
 HEADLINE = "pass@1"
 MODELS = (("base", "Base"), ("sft", "SFT"))
@@ -137,12 +137,15 @@ def suite_card_html(result: dict[str, Any], catalog: Catalog, link: bool = True)
     for label, key, bv, sv, note in _rows(block, catalog):
         d = sv - bv if finite(bv) and finite(sv) else None
         note_html = f' <span class="ds-small ds-muted">({esc(note)})</span>' if note else ""
+        # Only pass@1 has a paired test (its row above); these differences are shown uncolored.
         body.append(f"<tr><th scope=row>{esc(label)}{note_html}</th><td>{esc(catalog.fmt(key, bv))}</td>"
                     f"<td>{esc(catalog.fmt(key, sv))}</td>"
-                    f'<td class="{catalog.delta_class(key, d)}">{esc(catalog.fmt(key, d, signed=True))}</td></tr>')
+                    f'<td class="ds-neutral">{esc(catalog.fmt(key, d, signed=True))}</td></tr>')
     _, words, _ = significance(block)
-    head = (f'<b>{esc(suite)}</b> <span class="ds-muted">{esc(block.get("n_problems", "?"))} problems × '
-            f"{esc(block.get('num_samples', '?'))} samples · {esc(origin)} · {esc(fmt_time(result.get('created_at')))}</span>")
+    n_problems, n_samples = block.get("n_problems", "?"), block.get("num_samples", "?")
+    head = (f'<b>{esc(suite)}</b> <span class="ds-muted">{esc(counted(n_problems, "problem"))} × '
+            f"{esc(counted(n_samples, 'sample'))} · {esc(origin)} · "
+            f"{esc(fmt_time(result.get('created_at')))}</span>")
     if link:
         head += f'<a class="ds-open-link" {open_attrs(rid, suite, job)}>Problem by problem →</a>'
     return (f'<div class="ds-suite" data-suite="{esc(suite)}" data-job="{esc(job)}">'

@@ -167,3 +167,10 @@ def click_data(evt: Any) -> dict[str, str]:
     """The values a CLICK_JS element sent ({} for a click elsewhere)."""
     data = getattr(evt, "_data", None)
     return {k: str(v) for k, v in data.items()} if isinstance(data, dict) and data.get("open") else {}
+
+
+def y_format(series: str) -> str:
+    """d3 formats: ``~e`` keeps a learning rate short (``2e-4``, not a clipped ``2.0e-4``); ``.6~g`` prints
+    ``350`` and a single value as ``50.08``, not ``3.5e+2`` or ``50.080000`` (an explicit precision: without
+    one the chart derives it from the tick step)."""
+    return "~e" if series == "lr" else ".6~g"

@@ -1,4 +1,6 @@
-"""Compare runs: several runs in one metrics table, with their training curves overlaid."""
+"""Compare runs: several trained runs in one table (their training, final losses, benchmark results with their
+jobs' results folded in, the older per-model metrics), with their training curves overlaid. Benchmark jobs are
+not runs of their own here: they measure a run's models, so their results show in that run's row."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import pandas as pd
 
 from ui.client import ApiCallError
 from ui.manager import Manager
-from ui.pages.common import Ctx, run_choices, to_int
+from ui.pages.common import Ctx, run_choices, to_int, y_format
 from ui.pages.run_detail_view import metrics_frame
 from ui.shared import (
     Catalog,
     banner_html,
+    counted,
     esc,
+    finite,
     fmt_duration,
     run_duration,
     run_label,
@@ -28,6 +32,10 @@ SERIES = {"loss": "Training loss", "ce": "Cross-entropy", "kl": "KL to base", "e
           "lr": "Learning rate", "tokens_per_s": "Tokens/s"}
 # The older per-model metrics shown per run (labels and units come from the catalog).
 METRICS = ("accuracy", "avg_quality_score", "pct_with_think_tags", "avg_steps", "avg_new_tokens")
+# The only one of METRICS with a paired test (the run's accuracy_test); the others' deltas stay uncolored.
+TESTED = {"accuracy": "accuracy_test"}
+# Up to this many distinct steps the x axis is categorical: a numeric axis over a few steps ticks at 1.2, 1.4…
+FEW_STEPS = 30
 
 
 # --------------------------------------------------------------------------- rendering
@@ -36,47 +44,85 @@ def _num(v: Any) -> str:
     return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
-def _suites_cell(summary: dict[str, Any], catalog: Catalog) -> str:
-    """Each suite's SFT pass@1 and its delta with the test's mark."""
-    parts = []
-    for suite, block in (summary.get("benchmarks") or {}).items():
-        sft = (block.get("sft") or {}).get("pass@1")
-        delta = block.get("delta_pass@1")
-        parts.append(f"{esc(suite)}: {esc(catalog.fmt('pass@1', sft))} "
-                     f'<span class="{catalog.delta_class("pass@1", delta) if block.get("significant") else "ds-neutral"}">'
-                     f"({esc(catalog.fmt('pass@1', delta, signed=True))})</span> {significance_html(block, short=True)}")
-    return "<br>".join(parts) or '<span class="ds-muted">—</span>'
+def fmt_loss(v: Any) -> str:
+    return f"{v:.4g}" if finite(v) else "—"
 
 
-def compare_html(runs: Sequence[dict[str, Any]], catalog: Catalog) -> str:
-    """One row per run: config highlights, SFT pass@1 per suite, then per metric base → SFT with the colored delta."""
+def final_losses(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The last training loss and the last validation loss of a run's curve points."""
+    last = {k: next((p[k] for p in reversed(points) if finite(p.get(k))), None) for k in ("loss", "eval_loss")}
+    return {"train_loss": last["loss"], "val_loss": last["eval_loss"]}
+
+
+def newest_suites(summary: dict[str, Any], results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each suite's newest result: the run's own evaluation's, or a benchmark job's (results come newest first)."""
+    out = {s: {"result": b, "job_id": None} for s, b in (summary.get("benchmarks") or {}).items()}
+    for r in reversed(list(results)):
+        out[r["suite"]] = {"result": r.get("result") or {}, "job_id": r.get("job_id")}
+    return out
+
+
+def _suite_line(suite: str, item: dict[str, Any], rid: Any, catalog: Catalog) -> str:
+    block = item["result"]
+    sft, delta = (block.get("sft") or {}).get("pass@1"), block.get("delta_pass@1")
+    cls = catalog.delta_class("pass@1", delta) if block.get("significant") else "ds-neutral"
+    job = item.get("job_id")
+    origin = f' <span class="ds-small ds-muted">(job #{esc(job)})</span>' if job not in (None, rid) else ""
+    return (f'<div class="ds-cmp-suite" data-suite="{esc(suite)}">{esc(suite)}: {esc(catalog.fmt("pass@1", sft))} '
+            f'<span class="{cls}">({esc(catalog.fmt("pass@1", delta, signed=True))})</span> '
+            f"{significance_html(block, short=True)}{origin}</div>")
+
+
+def _suites_cell(suites: dict[str, dict[str, Any]], rid: Any, catalog: Catalog) -> str:
+    return "".join(_suite_line(s, it, rid, catalog) for s, it in suites.items()) or '<span class="ds-muted">—</span>'
+
+
+def _training_cell(cfg: dict[str, Any]) -> str:
+    rows = cfg.get("max_samples") if cfg.get("max_samples") is not None else "all"
+    epochs = _num(cfg.get("epochs")) if cfg.get("epochs") is not None else "—"
+    kl = cfg.get("kl_coef") if cfg.get("use_kl_regularization") else "off"
+    return (f"<div>{esc(cfg.get('dataset', ''))}</div><div class=ds-small>{esc(counted(rows, 'row'))} · "
+            f"{esc(counted(epochs, 'epoch'))} · "
+            f"LR {esc(cfg.get('learning_rate', '—'))} · KL {esc(kl)}</div>")
+
+
+def _metric_cell(key: str, summ: dict[str, Any], catalog: Catalog) -> str:
+    """``base → SFT`` and the delta, colored only when a paired test calls it significant."""
+    if not summ:
+        return '<td class="ds-muted">—</td>'
+    base, sft, d = summ.get("base") or {}, summ.get("sft") or {}, (summ.get("deltas") or {}).get(key)
+    test = summ.get(TESTED[key]) if key in TESTED else None
+    cls = catalog.delta_class(key, d) if (test or {}).get("significant") else "ds-neutral"
+    mark = f" {significance_html(test, short=True)}" if test else ""
+    return (f"<td>{esc(catalog.fmt(key, base.get(key)))} → {esc(catalog.fmt(key, sft.get(key)))}<br>"
+            f'<span class="{cls}">({esc(catalog.fmt(key, d, signed=True))})</span>{mark}</td>')
+
+
+def _row(r: dict[str, Any], extra: dict[str, Any], catalog: Catalog) -> str:
+    summ = r.get("summary") or {}
+    suites = extra.get("suites") or newest_suites(summ, [])
+    run = (f"<th scope=row>{esc(run_label(r))}<div class='ds-small ds-muted'>{esc(status_text(r))} · "
+           f"{esc(fmt_duration(run_duration(r)))}</div></th>")
+    losses = (f'<td class="ds-cmp-loss">train {esc(fmt_loss(extra.get("train_loss")))}<br>'
+              f'validation {esc(fmt_loss(extra.get("val_loss")))}</td>')
+    return (f'<tr data-run="{esc(r.get("id"))}">{run}<td>{_training_cell(r.get("config") or {})}</td>{losses}'
+            f"<td>{_suites_cell(suites, r.get('id'), catalog)}</td>"
+            + "".join(_metric_cell(k, summ, catalog) for k in METRICS) + "</tr>")
+
+
+def compare_html(runs: Sequence[dict[str, Any]], catalog: Catalog,
+                 extras: dict[Any, dict[str, Any]] | None = None) -> str:
+    """One row per run: its training, final losses, SFT pass@1 per suite (its jobs' too), then per metric
+    base → SFT with the delta. ``extras[id]``: ``suites`` (:func:`newest_suites`), ``train_loss``, ``val_loss``."""
     if not runs:
         return '<div class="ds-muted">Pick runs above to compare them.</div>'
-    head = ("<tr><th>Run</th><th>Status</th><th>Dataset</th><th>Rows</th><th>Epochs</th><th>LR</th><th>KL</th>"
-            "<th>SFT pass@1<br><span class=ds-small>per suite (Δ vs base)</span></th>"
+    head = ("<tr><th>Run</th><th>Training</th><th>Final loss</th>"
+            "<th>SFT pass@1 per suite<br><span class=ds-small>(Δ vs base)</span></th>"
             + "".join(f"<th>{esc(catalog.label(k))}<br><span class=ds-small>base → SFT (Δ)</span></th>" for k in METRICS)
-            + "<th>Duration</th></tr>")
-    rows = []
-    for r in runs:
-        cfg = r.get("config") or {}
-        summ = r.get("summary") or {}
-        base, sft, d = summ.get("base") or {}, summ.get("sft") or {}, summ.get("deltas") or {}
-        cells = [run_label(r), status_text(r), cfg.get("dataset", ""),
-                 cfg.get("max_samples") if cfg.get("max_samples") is not None else "default",
-                 _num(cfg.get("epochs")) if cfg.get("epochs") is not None else "—",
-                 cfg.get("learning_rate", "—"), cfg.get("kl_coef") if cfg.get("use_kl_regularization") else "off"]
-        tds = "".join(f"<td>{esc(c)}</td>" for c in cells) + f"<td>{_suites_cell(summ, catalog)}</td>"
-        for key in METRICS:
-            if not summ:
-                tds += '<td class="ds-muted">—</td>'
-                continue
-            tds += (f"<td>{esc(catalog.fmt(key, base.get(key)))} → {esc(catalog.fmt(key, sft.get(key)))} "
-                    f'<span class="{catalog.delta_class(key, d.get(key))}">'
-                    f"({esc(catalog.fmt(key, d.get(key), signed=True))})</span></td>")
-        tds += f"<td>{esc(fmt_duration(run_duration(r)))}</td>"
-        rows.append(f"<tr>{tds}</tr>")
+            + "</tr>")
+    rows = "".join(_row(r, (extras or {}).get(r.get("id")) or {}, catalog) for r in runs)
     return (f'<div class="ds-scroll"><table class="ds-table ds-compare"><thead>{head}</thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def _empty() -> pd.DataFrame:
@@ -90,11 +136,32 @@ def curves(points_by_run: dict[str, list[dict[str, Any]]], series: str) -> pd.Da
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
 
+def integer_steps(df: pd.DataFrame, few: int = FEW_STEPS) -> pd.DataFrame:
+    """Steps as categories when there are few of them: the axis then labels each step, never 1.2 or 1.4
+    (integers, so the chart still orders them as numbers). Only for a chart drawn afresh with its data: an
+    existing chart keeps its axis type when a new value replaces its data."""
+    steps = df["step"].dropna()
+    if steps.empty or steps.nunique() > few or not (steps % 1 == 0).all():
+        return df
+    cats = sorted(int(s) for s in steps.unique())
+    return df.assign(step=pd.Categorical(df["step"].map(lambda s: int(s) if pd.notna(s) else None), categories=cats))
+
+
+def _chart(df: pd.DataFrame, which: str) -> None:
+    """A line per run; points when a run has only one (a single point draws no line: one epoch's validation loss)."""
+    title = SERIES.get(which, which)
+    single = bool((df.groupby("run")["step"].count() < 2).any())
+    kind = gr.ScatterPlot if single else gr.LinePlot
+    kind(value=integer_steps(df), x="step", y="value", color="run", title=title, height=340, elem_id="cmp-plot",
+         x_title="step", y_title=title, tooltip="all", y_axis_format=y_format(which))
+
+
 # --------------------------------------------------------------------------- page
 
 def build(ctx: Ctx, m: Manager) -> None:
     with gr.Row(equal_height=True):
-        runs = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True, scale=5, elem_id="cmp-runs")
+        runs = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True, scale=5, elem_id="cmp-runs",
+                           info="Trained runs; a benchmark job's results show in the row of the run it measures")
         refresh_btn = gr.Button("↻", scale=0, min_width=50, elem_id="cmp-refresh")
     banner = gr.HTML("", elem_id="cmp-banner", elem_classes=["ds-collapse"])
     table = gr.HTML(compare_html([], Catalog()), elem_id="cmp-table")
@@ -104,36 +171,49 @@ def build(ctx: Ctx, m: Manager) -> None:
     # Drawn afresh for each selection: a chart learns its set of colors (one per run) when it is created.
     @gr.render(inputs=[points_state, series])
     def _plot(points: dict[str, Any], which: str) -> None:
-        title = SERIES.get(which, which)
         df = curves(points or {}, which)
         if df.empty:
+            title = SERIES.get(which, which)
             gr.HTML(f'<div class="ds-muted">No {esc(title.lower())} points for the selected runs.</div>')
             return
-        gr.LinePlot(value=df, x="step", y="value", color="run", title=title, height=340, elem_id="cmp-plot",
-                    x_title="step", y_title=title, tooltip="all",
-                    y_axis_format=".1e" if which == "lr" else None)
+        _chart(df, which)
 
     m.add(PAGE, dict(runs=runs, refresh_btn=refresh_btn, banner=banner, table=table, series=series,
                      points_state=points_state))
 
 
+def _fetch(ctx: Ctx, rid: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """A run, its curve points, and what its row needs besides the run (final losses, newest suite results)."""
+    run = ctx.api.get_run(rid)
+    points = ctx.api.get_metrics(rid)
+    try:
+        results = ctx.api.run_benchmarks(rid).get("results") or []
+    except ApiCallError:
+        results = []  # the row still shows the run's own evaluation
+    return run, points, {**final_losses(points), "suites": newest_suites(run.get("summary") or {}, results)}
+
+
 def compare(ctx: Ctx, m: Manager, run_ids: list[Any]) -> dict[Any, Any]:
     ids = [i for i in (to_int(r) for r in run_ids or []) if i is not None]
-    runs, points, errors = [], {}, []
+    runs, points, extras, errors = [], {}, {}, []
     for rid in ids:
         try:
-            run = ctx.api.get_run(rid)
-            runs.append(run)
-            points[run_label(run)] = ctx.api.get_metrics(rid)
+            run, pts, extra = _fetch(ctx, rid)
         except ApiCallError as e:
             errors.append(e.message)
-    return {m["compare.table"]: compare_html(runs, ctx.catalog), m["compare.points_state"]: points,
-            m["compare.banner"]: banner_html("; ".join(errors)) if errors else ""}
+            continue
+        if run.get("parent_id") is not None:
+            errors.append(f"#{rid} is a benchmark job of run #{run['parent_id']}: its results are in that run's row")
+            continue
+        runs.append(run)
+        points[run_label(run)], extras[rid] = pts, extra
+    return {m["compare.table"]: compare_html(runs, ctx.catalog, extras), m["compare.points_state"]: points,
+            m["compare.banner"]: banner_html("; ".join(errors), "info") if errors else ""}
 
 
 def refresh(ctx: Ctx, m: Manager, current: list[Any]) -> dict[Any, Any]:
-    try:
-        choices = run_choices(ctx.api, limit=200, with_status=True)
+    try:  # trained runs only: a benchmark job or a trace generation has no training to compare
+        choices = run_choices(ctx.api, limit=200, with_status=True, trained_only=True)
     except ApiCallError as e:
         return {m["compare.banner"]: banner_html(e.message)}
     ids = {v for _, v in choices}

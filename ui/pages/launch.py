@@ -1,7 +1,8 @@
 """Launch: every run-configuration field, grouped, with defaults and help; presets; dataset picker; Launch.
 
 The request holds the preset plus only the fields that differ from what the API resolves for that
-preset (``POST /config/resolve``), so the CLI command shown is short and equivalent.
+preset (``POST /config/resolve``), so the CLI command shown is short and equivalent. The page opens on the
+demo preset; edits are kept until another preset is chosen, which says which of them it replaced.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from typing import Any
 import gradio as gr
 
 from ui.client import ApiCallError
-from ui.manager import Manager
+from ui.manager import Manager, merge
 from ui.pages.common import GROUP_TITLES, Ctx, FieldSpec, error_text
 from ui.pages.traces_view import funnel_html
 from ui.shared import banner_html, esc, finite, kv_html
 
 PAGE = "launch"
 NO_PRESET = ""
+# What the page opens on (README: "the Launch page has the demo preset filled in"): ~10 minutes on 2 CPU cores.
+DEFAULT_PRESET = "demo"
+# The plain defaults: builtin:reasoning's 1,000 rows x 3 epochs, then base vs SFT on 100 held-out problems.
+NO_PRESET_LABEL = ("No preset (the plain defaults): 1,000 built-in problems, 3 epochs, base vs SFT on 100 held-out "
+                   "— about an hour on 2 CPU cores")
 WIDE_FIELDS = {"model", "dataset", "output_dir", "sft_model_path", "lora_target_modules", "name", "benchmarks",
                "teacher_model", "teacher_url", "teacher_prompt", "teacher_system", "decontaminate"}
 MULTILINE_FIELDS = {"teacher_prompt": 3, "teacher_system": 2}  # prompts: their line breaks are part of them
@@ -198,17 +204,17 @@ def field_list(ctx: Ctx, m: Manager) -> list[Any]:
 def build(ctx: Ctx, m: Manager) -> None:
     e: dict[str, Any] = {}
     gr.Markdown(
-        "Pick a **preset** (or keep the defaults: the embedded CPU demo), adjust any field, then **Launch**. "
+        "The form opens on the **demo** preset; pick another preset (or none), adjust any field, then **Launch**. "
         "The run opens on its own page, where logs and curves stream live. To have a teacher model write a "
         "training dataset, set `mode` to generate and fill the **Teacher** fields (`dataset` holds the problems); "
         "its traces show on the Traces page.",
         elem_classes=["ds-muted"],
     )
     with gr.Row(equal_height=False):
-        e["preset"] = gr.Dropdown(label="Preset", choices=[("Defaults: embedded CPU demo", NO_PRESET)], value=NO_PRESET,
+        e["preset"] = gr.Dropdown(label="Preset", choices=[(NO_PRESET_LABEL, NO_PRESET)], value=NO_PRESET,
                                   scale=3, elem_id="preset-pick", info="Fills the form; you can still change any field.")
         e["launch_btn"] = gr.Button("▶ Launch run", variant="primary", scale=1, elem_id="launch-btn", min_width=160)
-    e["preset_info"] = gr.Markdown("")
+    e["preset_info"] = gr.Markdown("", elem_id="preset-info")
     e["banner"] = gr.HTML(banner_html(NO_SCHEMA) if not ctx.schema.fields else "", elem_id="launch-banner",
                           elem_classes=["ds-collapse"])
     with gr.Row(equal_height=False):
@@ -226,7 +232,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                                 info="Known datasets; picking one fills `dataset` and shows a preview")
                             e["ds_upload"] = gr.UploadButton(
                                 "⬆ Upload .jsonl/.json/.parquet", file_types=[".jsonl", ".json", ".parquet"],
-                                scale=1, min_width=160, size="md")
+                                scale=1, min_width=160, size="md", elem_id="dataset-upload")
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("#### Same run from a terminal")
             e["cli"] = gr.Code(label="CLI (runs in this shell, no server)", language="shell", interactive=False,
@@ -239,6 +245,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                                       elem_id="dataset-preview", max_height=520)
             e["ds_report"] = gr.HTML("", elem_id="dataset-report")
     e["presets_state"] = gr.State({})
+    e["preset_state"] = gr.State(NO_PRESET)  # the preset the form was last filled from: what "your edits" differ from
     e["datasets_state"] = gr.State([])
     m.add(PAGE, e)
 
@@ -257,6 +264,34 @@ def fill_updates(ctx: Ctx, m: Manager, config: dict[str, Any]) -> dict[Any, Any]
     return {m[f"{PAGE}.field_{spec.name}"]: gr.update(value=shown_value(spec, config.get(spec.name, spec.default)),
                                                       info=spec.help, elem_classes=[])
             for spec in ctx.schema.fields}
+
+
+def fill_form(ctx: Ctx, m: Manager, config: dict[str, Any]) -> dict[Any, Any]:
+    """The form filled from ``config`` with no preset (a clone, traces to train on): later edits count from it."""
+    p = m.page(PAGE)
+    return {p["preset"]: gr.update(value=NO_PRESET), p["preset_state"]: NO_PRESET, p["preset_info"]: "",
+            **fill_updates(ctx, m, config)}
+
+
+def apply_preset(ctx: Ctx, m: Manager, preset: str, presets: dict[str, Any], note: str = "") -> dict[Any, Any]:
+    """The form filled from ``preset`` (its description under the picker, or ``note``)."""
+    p = m.page(PAGE)
+    desc = (presets.get(preset) or {}).get("description", "") if preset else ""
+    return {p["preset"]: gr.update(value=preset), p["preset_state"]: preset,
+            p["preset_info"]: gr.update(value=note or (f"*{desc}*" if desc else "")),
+            **fill_updates(ctx, m, baseline(ctx, preset))}
+
+
+def replaced_edits(ctx: Ctx, old: str, new: str, values: list[Any]) -> list[str]:
+    """Fields changed from preset ``old``'s values that preset ``new`` gives another value."""
+    edited = config_diff(form_values(ctx, values), baseline(ctx, old))
+    return list(config_diff(edited, baseline(ctx, new)))
+
+
+def replaced_note(preset: str, fields: list[str]) -> str:
+    what = f"Preset {preset}" if preset else "No preset (the plain defaults)"
+    names = ", ".join(f"`{f}`" for f in fields)  # code spans: "_" in field names is not emphasis
+    return f"**{what} applied**; it replaced your changes to {names}." if fields else ""
 
 
 def launch(ctx: Ctx, m: Manager, preset: str, values: list[Any]) -> tuple[dict[Any, Any], int | None]:
@@ -280,12 +315,15 @@ def wire(ctx: Ctx, m: Manager) -> None:
     p = m.page(PAGE)
     fields = field_list(ctx, m)
 
-    def on_preset(preset: str, presets: dict[str, Any]) -> dict[Any, Any]:
-        desc = (presets.get(preset) or {}).get("description", "") if preset else ""
-        return {p["preset_info"]: gr.update(value=f"*{desc}*" if desc else ""),
-                **fill_updates(ctx, m, baseline(ctx, preset))}
+    def on_preset(preset: str, applied: str, presets: dict[str, Any], *values: Any) -> Any:
+        # The dropdown also sends .input when opened and closed without a new choice: that must keep every edit.
+        if (preset or NO_PRESET) == (applied or NO_PRESET):
+            return gr.skip()
+        note = replaced_note(preset, replaced_edits(ctx, applied, preset, list(values)))
+        return apply_preset(ctx, m, preset, presets, note)
 
-    p["preset"].input(on_preset, [p["preset"], p["presets_state"]], [p["preset_info"], *fields], show_progress="hidden")
+    p["preset"].input(on_preset, [p["preset"], p["preset_state"], p["presets_state"], *fields],
+                      [p["preset"], p["preset_state"], p["preset_info"], *fields], show_progress="hidden")
 
     def on_change(preset: str, *values: Any) -> tuple[str, str]:
         try:
@@ -389,7 +427,7 @@ def refresh(ctx: Ctx, m: Manager) -> dict[Any, Any]:
         ref = (pr.get("config") or {}).get("dataset")
         if ref and ref not in ds_refs:
             ds_refs.append(ref)
-    preset_choices = [("Defaults: embedded CPU demo", NO_PRESET)] + [
+    preset_choices = [(NO_PRESET_LABEL, NO_PRESET)] + [
         (f"{name}: {pr.get('description', '')}", name) for name, pr in presets.items()]
     out: dict[Any, Any] = {p["preset"]: gr.update(choices=preset_choices), p["presets_state"]: presets}
     if ctx.schema.fields:
@@ -401,11 +439,20 @@ def refresh(ctx: Ctx, m: Manager) -> dict[Any, Any]:
     if "ds_pick" in p:
         out[p["ds_pick"]] = gr.update(choices=dataset_choices(datasets))
         out[p["datasets_state"]] = datasets
-    return out
+    return merge(out, opening_preset(ctx, m, presets))
+
+
+def opening_preset(ctx: Ctx, m: Manager, presets: dict[str, Any]) -> dict[Any, Any]:
+    """The form on the demo preset, when the API lists it and resolves it (else the plain defaults, as labelled)."""
+    if not ctx.schema.fields or DEFAULT_PRESET not in presets:
+        return {}
+    baseline(ctx, DEFAULT_PRESET)
+    return apply_preset(ctx, m, DEFAULT_PRESET, presets) if DEFAULT_PRESET in ctx.resolved else {}
 
 
 def outputs(ctx: Ctx, m: Manager) -> list[Any]:
     """Everything ``refresh`` may update."""
     p = m.page(PAGE)
-    names = ["preset", "presets_state", "banner", "field_model", "field_dataset", "ds_pick", "datasets_state"]
-    return [p[n] for n in names if n in p]
+    names = ["preset", "presets_state", "preset_state", "preset_info", "banner", "field_model", "field_dataset",
+             "ds_pick", "datasets_state"]
+    return list(dict.fromkeys([*(p[n] for n in names if n in p), *field_list(ctx, m)]))

@@ -1,4 +1,7 @@
-"""Playground: prompt a finished run's base and SFT models at once; both answers stream side by side."""
+"""Playground: prompt a finished run's base and SFT models at once; both answers stream side by side.
+
+The models answer in the API's process: a run training on the same machine shares its cores, so a line
+above the prompt says so (polled while the page is visible), and Stop shows only while answers stream."""
 
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ from ui.shared import banner_html, esc
 PAGE = "playground"
 FLUSH_S = 0.08
 PLACEHOLDER = '<div class="ds-muted">The answer streams here.</div>'
+BUSY_POLL_S = 5.0
+# What a running run is doing, by its stage, for the "machine busy" line.
+DOING = {"load": "loading its models", "data": "preparing its data", "train": "training",
+         "evaluate": "evaluating", "generate": "generating traces", "save": "saving"}
 
 
 def build(ctx: Ctx, m: Manager) -> None:
@@ -27,11 +34,13 @@ def build(ctx: Ctx, m: Manager) -> None:
                                   elem_id="pg-eval-prompt")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
+            busy = gr.HTML("", elem_id="pg-busy", elem_classes=["ds-collapse"])
             prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="pg-prompt",
                                 placeholder="e.g. A pen costs $2. How much do 6 pens cost?  (Shift+Enter: new line)")
             with gr.Row():
                 send = gr.Button("▶ Ask both models", variant="primary", elem_id="pg-send", scale=3)
-                stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop", scale=1, min_width=90)
+                # Shown only while answers stream: a red button with nothing to stop reads as an error.
+                stop = gr.Button("■ Stop", variant="stop", elem_id="pg-stop", scale=1, min_width=90, visible=False)
         with gr.Column(scale=2, min_width=260):
             with gr.Accordion("Generation settings", open=True):
                 system = gr.Textbox(label="System prompt (optional)", lines=1, elem_id="pg-system")
@@ -52,7 +61,28 @@ def build(ctx: Ctx, m: Manager) -> None:
     m.add(PAGE, dict(run=run, refresh_btn=refresh_btn, eval_prompt=eval_prompt, prompt=prompt, system=system,
                      max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, send=send, stop=stop,
                      banner=banner, base_out=base_out, sft_out=sft_out, base_timing=base_timing, sft_timing=sft_timing,
-                     prompts_state=gr.State([])))
+                     prompts_state=gr.State([]), busy=busy, timer=gr.Timer(BUSY_POLL_S, active=False)))
+
+
+def busy_text(runs: list[dict[str, Any]]) -> str:
+    """One line naming the runs that share this machine with the models answering here ("" when none)."""
+    if not runs:
+        return ""
+    if len(runs) == 1:
+        r = runs[0]
+        doing = DOING.get(r.get("stage") or "", "running")
+        return f"Run #{r.get('id')} is {doing} on this machine: answers here will be slower until it ends."
+    ids = ", ".join(f"#{r.get('id')}" for r in runs)
+    return f"Runs {ids} are running on this machine: answers here will be slower until they end."
+
+
+def busy_html(ctx: Ctx) -> str:
+    try:
+        runs = ctx.api.health().get("local_runs") or []
+    except ApiCallError:
+        return ""  # the header's health badge already says the API is not answering
+    text = busy_text([r for r in runs if isinstance(r, dict)])
+    return banner_html(f"⚙ {text}", "warn") if text else ""
 
 
 def _timing(side: dict[str, Any] | None, ttft: float | None, elapsed: float, streaming: bool) -> str:
@@ -158,7 +188,7 @@ def refresh(ctx: Ctx, m: Manager, current: Any) -> dict[Any, Any]:
     ids = [v for _, v in choices]
     value = to_int(current) if to_int(current) in ids else (ids[0] if ids else None)
     note = "" if choices else banner_html("No finished run yet: launch one (the demo preset takes a few minutes).", "info")
-    return {p["run"]: gr.update(choices=choices, value=value), p["banner"]: note}
+    return {p["run"]: gr.update(choices=choices, value=value), p["banner"]: note, p["busy"]: busy_html(ctx)}
 
 
 def load_prompts(ctx: Ctx, run_id: Any) -> tuple[Any, list[str]]:
@@ -176,7 +206,8 @@ def load_prompts(ctx: Ctx, run_id: Any) -> tuple[Any, list[str]]:
 
 def wire(ctx: Ctx, m: Manager) -> None:
     p = m.page(PAGE)
-    p["refresh_btn"].click(lambda r: refresh(ctx, m, r), [p["run"]], [p["run"], p["banner"]])
+    p["refresh_btn"].click(lambda r: refresh(ctx, m, r), [p["run"]], [p["run"], p["banner"], p["busy"]])
+    p["timer"].tick(lambda: busy_html(ctx), None, p["busy"], show_progress="hidden")
     p["run"].change(lambda r: load_prompts(ctx, r), [p["run"]], [p["eval_prompt"], p["prompts_state"]],
                     show_progress="hidden")
 
@@ -193,8 +224,14 @@ def wire(ctx: Ctx, m: Manager) -> None:
         async for out in generate(ctx, m, *args):
             yield out
 
-    send_ev = p["send"].click(go, ins, outs, concurrency_limit=None, show_progress="minimal",
-                              show_progress_on=[p["send"]])
-    submit_ev = p["prompt"].submit(go, ins, outs, concurrency_limit=None, show_progress="minimal",
-                                   show_progress_on=[p["send"]])
-    p["stop"].click(None, None, None, cancels=[send_ev, submit_ev])
+    def stop_shown(on: bool) -> Any:
+        return gr.update(visible=on)
+
+    streams = []
+    for trigger in (p["send"].click, p["prompt"].submit):
+        ev = trigger(lambda: stop_shown(True), None, p["stop"], queue=False, show_progress="hidden").then(
+            go, ins, outs, concurrency_limit=None, show_progress="minimal", show_progress_on=[p["send"]])
+        ev.then(lambda: stop_shown(False), None, p["stop"], queue=False, show_progress="hidden")
+        streams.append(ev)
+    # A cancelled stream runs no .then: Stop hides itself.
+    p["stop"].click(lambda: stop_shown(False), None, p["stop"], cancels=streams, queue=False, show_progress="hidden")

@@ -17,7 +17,7 @@ import pandas as pd
 from ui.client import FINISHED, ApiCallError
 from ui.manager import Manager
 from ui.pages.benchmarks_view import suites_html
-from ui.pages.common import CLICK_JS, Ctx, run_choices, to_int
+from ui.pages.common import CLICK_JS, Ctx, run_choices, to_int, y_format
 from ui.pages.run_detail_view import (
     artifacts_html,
     by_set_html,
@@ -30,7 +30,7 @@ from ui.pages.run_detail_view import (
     progress_html,
     samples_html,
 )
-from ui.shared import banner_html, kv_html
+from ui.shared import banner_html, counted, esc, kv_html
 
 PAGE = "run"
 LOG_LINES_SHOWN = 400
@@ -38,6 +38,10 @@ LOG_FLUSH_S = 0.3
 POLL_S = 1.5
 RECONNECT_S = 2.0
 PICK_HINT = '<div class="ds-muted">Pick a run above, or launch one.</div>'
+LIVE = ("queued", "running")  # what Cancel accepts
+RESUMABLE = ("failed", "cancelled")  # what the API's resume accepts (backend/services/runs.py: resume)
+CONFIRM_CANCEL_JS = """(run) => [confirm('Cancel run #' + run + '? It stops within a few seconds; '
+  + 'a cancelled run can be resumed later.') ? run : null]"""
 NO_EVAL_GENERATE = "No evaluation: a trace generation (mode generate) writes a dataset; it trains no model."
 
 # Follow the end of the log unless the reader scrolled up (then stay where they are).
@@ -58,10 +62,10 @@ PLOTS = {
 }
 # The benchmark-job form: POST /runs/{id}/benchmarks fields (empty = the run's own value).
 BENCH_FIELDS = {
-    "benchmarks": ("Benchmarks", "gsm8k,math500=data/math500.jsonl",
-                   ("Suites, comma-separated: gsm8k, math500, aime24, aime25, amc23, gpqa_diamond, heldout; "
-                    "NAME=PATH a local copy (inside DISTILL_HOME); NAME=PATH?problem=COL&answer=COL&grader=math "
-                    "adds your own")),
+    # The placeholder must work on any server: heldout needs neither the hub nor a file.
+    "benchmarks": ("Benchmarks", "heldout",
+                   ("Suites, comma-separated (which load here: listed below); NAME=FILE a file of problems inside "
+                    "DISTILL_HOME (problem and answer columns), or upload one with the button below")),
     "benchmark_limit": ("benchmark_limit", "all problems", "Only the first N problems of each suite"),
     "num_samples": ("num_samples", "the run's own", "Answers per problem and model (pass@k, cons@n need > 1)"),
     "max_new_tokens": ("max_new_tokens", "the run's own", "Max tokens per answer"),
@@ -79,12 +83,15 @@ def build(ctx: Ctx, m: Manager) -> None:
         with gr.Column(scale=2, min_width=300):
             with gr.Row(elem_classes=["ds-btn-row"]):
                 e["refresh_btn"] = gr.Button("↻ Refresh", size="sm", min_width=80, elem_id="run-refresh")
-                e["cancel_btn"] = gr.Button("■ Cancel", variant="stop", size="sm", min_width=80, elem_id="run-cancel")
-                e["resume_btn"] = gr.Button("↻ Resume", size="sm", min_width=80, elem_id="run-resume")
+                # Disabled until a run is shown; then enabled by its state (button_updates).
+                e["cancel_btn"] = gr.Button("■ Cancel", variant="stop", size="sm", min_width=80, elem_id="run-cancel",
+                                            interactive=False)
+                e["resume_btn"] = gr.Button("↻ Resume", size="sm", min_width=80, elem_id="run-resume",
+                                            interactive=False)
             with gr.Row(elem_classes=["ds-btn-row"]):
                 e["clone_btn"] = gr.Button("✎ Clone into form", size="sm", min_width=120, elem_id="run-clone")
                 e["playground_btn"] = gr.Button("▶ Prompt both models", size="sm", min_width=120,
-                                                elem_id="run-playground")
+                                                elem_id="run-playground", interactive=False)
     e["banner"] = gr.HTML("", elem_id="run-banner", elem_classes=["ds-collapse"])
     e["failure"] = gr.HTML("", elem_id="run-failure", elem_classes=["ds-collapse"])
     e["parent"] = gr.HTML("", elem_id="run-parent", elem_classes=["ds-collapse"], js_on_load=CLICK_JS)
@@ -104,7 +111,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                             value=plot_frame([], series), x="step", y="value",
                             color="series" if len(series) > 1 else None, title=title, height=230, min_width=240,
                             x_title="step", y_title=title, elem_id=f"plot-{series[0]}", tooltip="all",
-                            y_axis_format=".1e" if series == ("lr",) else None,
+                            y_axis_format=y_format(series[0]),
                         )
     e["plots_box"] = plots_box
     gr.Markdown("### Benchmarks: base vs SFT on the same problems, pass@1 with its 95 % interval")
@@ -119,6 +126,11 @@ def build(ctx: Ctx, m: Manager) -> None:
                         e[f"bench_{name}"] = gr.Textbox(label=label, placeholder=placeholder, info=info,
                                                         elem_id=f"bench-{name}", scale=3 if name == "benchmarks" else 1,
                                                         min_width=320 if name == "benchmarks" else 150)
+            with gr.Row(equal_height=False):
+                e["bench_upload"] = gr.UploadButton("⬆ Upload a benchmark file (.jsonl, .json, .parquet)", size="sm",
+                                                    file_types=[".jsonl", ".json", ".parquet"], scale=0,
+                                                    min_width=260, elem_id="bench-upload")
+                e["bench_suites"] = gr.HTML("", elem_id="bench-suites")
             with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
                 e["bench_btn"] = gr.Button("▶ Launch benchmark job", variant="primary", size="sm", scale=0,
                                            min_width=220, elem_id="bench-launch")
@@ -189,6 +201,53 @@ def _generates_only(run: dict[str, Any]) -> bool:
     return (run.get("config") or {}).get("mode") == "generate"
 
 
+def has_model(run: dict[str, Any]) -> bool:
+    """Whether "Prompt both models" has models to prompt: a job's parent has them (jobs are launched only on a
+    succeeded run); a run once it has succeeded, unless it is a trace generation."""
+    if run.get("parent_id"):
+        return True
+    return run.get("status") == "succeeded" and not _generates_only(run)
+
+
+def button_updates(m: Manager, run: dict[str, Any]) -> dict[Any, Any]:
+    """Cancel, Resume and Prompt enabled only when the API would accept them (else they answer 409)."""
+    p, status = m.page(PAGE), run.get("status")
+    return {p["cancel_btn"]: gr.update(interactive=status in LIVE),
+            p["resume_btn"]: gr.update(interactive=status in RESUMABLE),
+            p["playground_btn"]: gr.update(visible=not _generates_only(run), interactive=has_model(run))}
+
+
+def model_run_id(ctx: Ctx, run_id: Any) -> int | None:
+    """The run the Playground opens for ``run_id``: a benchmark job's parent (a job has no model of its own)."""
+    rid = to_int(run_id)
+    if rid is None:
+        return None
+    try:
+        return to_int(ctx.api.get_run(rid).get("parent_id")) or rid
+    except ApiCallError:
+        return rid
+
+
+def suites_note_html(suites: list[dict[str, Any]]) -> str:
+    """Which suites load on this server (what to type in Benchmarks), and which do not, grouped by why."""
+    ok = [f"<code>{esc(s.get('spec') or s.get('name'))}</code>" for s in suites if s.get("available")]
+    off: dict[str, list[str]] = {}
+    for s in suites:
+        if not s.get("available"):
+            off.setdefault(str(s.get("why") or "not available"), []).append(esc(s.get("name")))
+    parts = [f"<b>Available here:</b> {', '.join(ok) if ok else 'none'}"]
+    parts += [f"<b>Not here:</b> {', '.join(names)} <span class='ds-muted'>({esc(why)})</span>"
+              for why, names in off.items()]
+    return f'<div class="ds-small" id="bench-suites-list">{"<br>".join(parts)}</div>'
+
+
+def _suites_note(ctx: Ctx) -> str:
+    try:
+        return suites_note_html(ctx.api.list_suites())
+    except ApiCallError as e:
+        return f'<div class="ds-muted ds-small">Suites not listed: {esc(e.message)}</div>'
+
+
 def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, Any], bool]:
     """The benchmark section (results, jobs, form) and whether a job is still going."""
     rid, parent = int(run["id"]), run.get("parent_id")
@@ -212,7 +271,8 @@ def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, An
              if generates else suites_html(results, ctx.catalog))
     return ({p["bench_results"]: shown,
              p["jobs"]: "" if parent else jobs_html(jobs),
-             p["bench_box"]: gr.update(visible=can_launch), p["bench_note"]: note},
+             p["bench_box"]: gr.update(visible=can_launch), p["bench_note"]: note,
+             **({p["bench_suites"]: _suites_note(ctx)} if can_launch else {})},
             any(j.get("status") not in FINISHED for j in jobs))
 
 
@@ -245,9 +305,10 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
         state["failure"] = False
     if not same_run:
         out[p["parent"]] = parent_html(run)
-        # A trace generation has no model: no curves to draw, nothing to prompt.
-        for name in ("playground_btn", "plots_box"):
-            out[p[name]] = gr.update(visible=not _generates_only(run))
+        # A trace generation has no model: no curves to draw.
+        out[p["plots_box"]] = gr.update(visible=not _generates_only(run))
+    if changed:
+        out.update(button_updates(m, run))
     # curves: only when new points arrived
     try:
         points = ctx.api.get_metrics(run_id) if (status != "queued" or not same_run) else []
@@ -294,15 +355,7 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
         if _generates_only(run):
             msg = NO_EVAL_GENERATE
         out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
-    # artifacts: when the status changes (files appear at the end)
-    if changed or state["artifacts"] is None:
-        try:
-            items = ctx.api.list_artifacts(run_id)
-        except ApiCallError:
-            items = []
-        state["artifacts"] = [a.get("name") for a in items]
-        out[p["artifacts"]] = artifacts_html(items, ctx.artifact_link_base(run_id))
-        out[p["art_pick"]] = gr.update(choices=state["artifacts"], value=None)
+    out.update(_artifacts(ctx, m, run_id, state, changed or state["artifacts"] is None or status in LIVE))
     if not same_run:
         cfg = dict(run.get("config") or {})
         meta = {"output_dir": run.get("output_dir"), "created_at": run.get("created_at"),
@@ -313,19 +366,43 @@ def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> di
     return out
 
 
+def _artifacts(ctx: Ctx, m: Manager, run_id: int, state: dict[str, Any], ask: bool) -> dict[Any, Any]:
+    """The artifact list, asked on a status change and every poll while the run is live (files grow: the log);
+    sent only when it changed, and the picker only when the names did (resetting it loses the reader's pick)."""
+    p = m.page(PAGE)
+    if not ask:
+        return {}
+    try:
+        items = ctx.api.list_artifacts(run_id)
+    except ApiCallError:
+        items = []
+    out: dict[Any, Any] = {}
+    html = artifacts_html(items, ctx.artifact_link_base(run_id))
+    if state["shown"].get("artifacts") != html:
+        out[p["artifacts"]] = state["shown"]["artifacts"] = html
+    names = [a.get("name") for a in items]
+    if names != state["artifacts"]:
+        out[p["art_pick"]] = gr.update(choices=names, value=None)
+    state["artifacts"] = names
+    return out
+
+
 def empty(m: Manager) -> dict[Any, Any]:
     p = m.page(PAGE)
     blank = ("banner", "failure", "parent", "bench_results", "jobs", "bench_note", "eval_table", "by_set", "samples",
              "artifacts", "config")
     return {**{p[k]: "" for k in blank}, p["progress"]: PICK_HINT, **_plots(m, []),
             p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {},
-            p["plots_box"]: gr.update(visible=True), p["playground_btn"]: gr.update(visible=True)}
+            p["plots_box"]: gr.update(visible=True), p["playground_btn"]: gr.update(visible=True, interactive=False),
+            p["cancel_btn"]: gr.update(interactive=False), p["resume_btn"]: gr.update(interactive=False),
+            p["bench_suites"]: ""}
 
 
 def outputs(m: Manager) -> list[Any]:
     """Everything ``render`` may update."""
-    names = ("banner", "failure", "parent", "playground_btn", "plots_box", "progress", *PLOTS, "bench_results", "jobs",
-             "bench_box", "bench_note", "eval_table", "by_set", "samples", "artifacts", "art_pick", "config", "state")
+    names = ("banner", "failure", "parent", "cancel_btn", "resume_btn", "playground_btn", "plots_box", "progress",
+             *PLOTS, "bench_results", "jobs", "bench_box", "bench_note", "bench_suites", "eval_table", "by_set",
+             "samples", "artifacts", "art_pick", "config", "state")
     return m.list(*(f"{PAGE}.{n}" for n in names))
 
 
@@ -438,10 +515,34 @@ def launch_benchmark(ctx: Ctx, m: Manager, run_id: Any, prev: dict[str, Any], va
         return {p["bench_banner"]: banner_html(msg), **bench_field_updates(m, known)}
     out = render(ctx, m, rid, dict(prev, status="?"))
     out[p["state"]] = dict(out.get(p["state"]) or prev, jobs_active=True)
-    out[p["bench_banner"]] = banner_html(f"Benchmark job #{job['id']} queued: it shows below; click it to follow "
-                                         "its log.", "ok")
+    out[p["bench_banner"]] = banner_html(f"Benchmark job #{job['id']} queued: it is listed in the jobs table above "
+                                         "this form; click it to follow its log.", "ok")
     out.update(bench_field_updates(m, {}))
     return out
+
+
+def upload_benchmark(ctx: Ctx, m: Manager, path: str | None, current: Any) -> dict[Any, Any]:
+    """An uploaded file of problems becomes a suite: its entry (NAME=FILE, as GET /suites spells it) is added to
+    the Benchmarks field, so the job reads the file the server keeps."""
+    p = m.page(PAGE)
+    if not path:
+        return {}
+    try:
+        ds = ctx.api.upload_dataset(path)
+        suites = ctx.api.list_suites()
+    except ApiCallError as e:
+        return {p["bench_banner"]: banner_html(f"Not uploaded: {e.message}")}
+    spec = next((s.get("spec") for s in suites if s.get("dataset_id") == ds.get("id")), None)
+    if "problems" not in (ds.get("uses") or []) or not spec:
+        return {p["bench_banner"]: banner_html(f"{ds.get('name')} has no problems with answers (columns problem and "
+                                               "answer): it can train a model, not measure one.")}
+    entries = [x.strip() for x in str(current or "").split(",") if x.strip()]
+    n = to_int(ds.get("rows")) or 0
+    return {p["bench_benchmarks"]: gr.update(value=",".join([*entries, spec] if spec not in entries else entries),
+                                             info=BENCH_FIELDS["benchmarks"][2], elem_classes=[]),
+            p["bench_suites"]: suites_note_html(suites),
+            p["bench_banner"]: banner_html(f"Uploaded {ds.get('name')}: {counted(n, 'problem')}, added to "
+                                           f"Benchmarks as {spec.split('=', 1)[0]}.", "ok")}
 
 
 # --------------------------------------------------------------------------- wiring
@@ -500,7 +601,12 @@ def wire(ctx: Ctx, m: Manager) -> None:
                                        else "Queued again: it resumes from its last checkpoint.", "ok")
         return out
 
-    p["cancel_btn"].click(lambda r, s: act("cancel", r, s), [p["pick"], p["state"]], outs)
+    def cancel(run_id: Any) -> Any:
+        # None: the reader dismissed the confirmation (CONFIRM_CANCEL_JS).
+        return gr.skip() if to_int(run_id) is None else act("cancel", run_id, {})
+
+    # Only the pick goes through the browser's confirm(); the state stays on the server (a full render follows).
+    p["cancel_btn"].click(cancel, [p["pick"]], outs, js=CONFIRM_CANCEL_JS)
     resume_ev = p["resume_btn"].click(lambda r, s: act("resume", r, s), [p["pick"], p["state"]], outs)
     # After a resume the log continues: restart the stream.
     resume_ev.then(follow_log, [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
@@ -509,6 +615,9 @@ def wire(ctx: Ctx, m: Manager) -> None:
         return launch_benchmark(ctx, m, run_id, prev, dict(zip(BENCH_FIELDS, values, strict=True)))
 
     p["bench_btn"].click(bench, [p["pick"], p["state"], *bench_outs[:-1]], outs + bench_outs, concurrency_limit=4)
+    p["bench_upload"].upload(lambda f, cur: upload_benchmark(ctx, m, f, cur),
+                             [p["bench_upload"], p["bench_benchmarks"]],
+                             [p["bench_benchmarks"], p["bench_suites"], p["bench_banner"]])
 
     def download(run_id: Any, name: str | None) -> dict[Any, Any]:
         rid = to_int(run_id)

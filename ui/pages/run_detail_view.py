@@ -28,6 +28,9 @@ FOLDED = {"n", "n_correct", "n_with_ground_truth"}
 
 # --------------------------------------------------------------------------- status
 
+# The stages the bar weighs (worker/recorder.py), as the bar's text names them.
+RUN_STAGES = {"train": "training", "evaluate": "evaluating base and SFT", "save": "saving the model"}
+
 def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
     """Status badge, stage, a progress bar with ETA and elapsed time."""
     status = str(run.get("status", "?"))
@@ -39,7 +42,7 @@ def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
     if status in ("queued", "running"):
         if status == "running":
             parts.append(f"<span>elapsed {fmt_duration(elapsed)}</span>")
-        if finite(eta) and status == "running":
+        if finite(eta) and status == "running" and run.get("stage") not in RUN_STAGES:  # else in the bar's text
             parts.append(f"<span>ETA {fmt_duration(eta)}</span>")
         elif status == "queued":
             parts.append("<span>waiting for a worker</span>")
@@ -56,10 +59,10 @@ def progress_html(run: dict[str, Any], now: datetime | None = None) -> str:
         # (--mode all: training's progress follows).
         pct = f"{pct} of the problems answered" + (" · preparing" if status == "running" and stage in ("load", "data")
                                                   else "")
-    elif status == "running" and stage in ("evaluate", "save") and mode != "evaluate":
-        # Training is done; a training run's evaluation has no progress of its own in the API.
-        pct = "training done · evaluating base and SFT…" if stage == "evaluate" else "saving…"
-        bar_cls = "ds-bar-busy"
+    elif status == "running" and stage in RUN_STAGES:
+        # The bar covers the whole run (training, evaluation and saving weighed by their expected work): say which
+        # part is going on, with the whole run's ETA.
+        pct = f"{RUN_STAGES[stage]} · {pct}" + (f" · ETA {fmt_duration(eta)}" if finite(eta) else "")
     elif status == "running" and stage in ("load", "data"):
         pct = f"{pct} · preparing"
     return (
@@ -167,7 +170,7 @@ def fmt_accuracy(side: dict[str, Any] | None, catalog: Catalog) -> str:
 def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | None, catalog: Catalog,
                        accuracy_test: dict[str, Any] | None = None) -> str:
     """Base | SFT | Δ for each metric the summary has, in the catalog's order, labelled by the catalog;
-    the delta colored by whether it is an improvement, the accuracy delta with its paired test."""
+    the accuracy delta with its paired test, colored (better or worse) only when that test finds it significant."""
     if not summary:
         return '<div class="ds-muted">No evaluation yet.</div>'
     base, sft = summary.get("base") or {}, summary.get("sft") or {}
@@ -184,16 +187,16 @@ def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | 
         else:
             bv, sv = catalog.fmt(key, b), catalog.fmt(key, s)
         arrow = "▲ " if finite(d) and d > 0 else ("▼ " if finite(d) and d < 0 else "")
-        cls = catalog.delta_class(key, d)
-        test = ""
-        if key == "accuracy" and accuracy_test and finite(d):
-            test = " " + significance_html(accuracy_test)
-            if not accuracy_test.get("significant"):
-                cls = "ds-neutral"  # an n.s. difference is not shown as a win or a loss
+        # Color says "signal": only a difference the paired test calls significant gets it (accuracy's);
+        # a metric without a test stays neutral, however large its delta looks on a few prompts.
+        tested = key == "accuracy" and bool(accuracy_test) and finite(d)
+        cls = catalog.delta_class(key, d) if tested and (accuracy_test or {}).get("significant") else "ds-neutral"
+        test = " " + significance_html(accuracy_test) if tested else ""
         rows.append(f"<tr><th scope=row>{esc(catalog.label(key))}</th><td>{esc(bv)}</td><td>{esc(sv)}</td>"
                     f'<td class="{cls}">{arrow}{esc(catalog.fmt(key, d, signed=True))}{test}</td></tr>')
     n = sft.get("n") or base.get("n")
-    caption = (f"<caption>{esc(n)} prompts, the first answer of each model to each, all suites pooled</caption>"
+    caption = (f"<caption>{esc(n)} prompt{'' if n == 1 else 's'}, the first answer of each model to each, "
+               "all suites pooled</caption>"
                if n else "")
     return (f'<div class="ds-scroll"><table class="ds-table ds-metrics">{caption}<thead><tr><th>Metric</th>'
             f"<th>Base</th><th>SFT</th><th>Δ (SFT − base)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
@@ -241,7 +244,9 @@ def samples_html(samples: Sequence[dict[str, Any]], limit: int | None = None) ->
         )
     more = ""
     if limit is not None and len(samples) > limit:
-        more = f'<div class="ds-muted">… and {len(samples) - limit} more prompts (see report.md under Artifacts)</div>'
+        k = len(samples) - limit
+        more = (f'<div class="ds-muted">… and {k} more prompt{"" if k == 1 else "s"} '
+                "(see report.md under Artifacts)</div>")
     return "".join(cards) + more
 
 
