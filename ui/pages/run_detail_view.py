@@ -12,6 +12,7 @@ import pandas as pd
 from ui.answers import MARK, MARK_CLASS, response_html
 from ui.shared import (
     Catalog,
+    counted,
     esc,
     finite,
     fmt_duration,
@@ -195,7 +196,7 @@ def metrics_table_html(summary: dict[str, Any] | None, deltas: dict[str, Any] | 
         rows.append(f"<tr><th scope=row>{esc(catalog.label(key))}</th><td>{esc(bv)}</td><td>{esc(sv)}</td>"
                     f'<td class="{cls}">{arrow}{esc(catalog.fmt(key, d, signed=True))}{test}</td></tr>')
     n = sft.get("n") or base.get("n")
-    caption = (f"<caption>{esc(n)} prompt{'' if n == 1 else 's'}, the first answer of each model to each, "
+    caption = (f"<caption>{esc(counted(n, 'prompt'))}, the first answer of each model to each, "
                "all suites pooled</caption>"
                if n else "")
     return (f'<div class="ds-scroll"><table class="ds-table ds-metrics">{caption}<thead><tr><th>Metric</th>'
@@ -245,7 +246,7 @@ def samples_html(samples: Sequence[dict[str, Any]], limit: int | None = None) ->
     more = ""
     if limit is not None and len(samples) > limit:
         k = len(samples) - limit
-        more = (f'<div class="ds-muted">… and {k} more prompt{"" if k == 1 else "s"} '
+        more = (f'<div class="ds-muted">… and {counted(k, "more prompt")} '
                 "(see report.md under Artifacts)</div>")
     return "".join(cards) + more
 
