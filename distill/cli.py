@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reasoning distillation: SFT (LoRA, optional KL to the base model) on <think> chain-of-thought "
         "data, then base vs SFT on the same prompts. Defaults run offline on a CPU (embedded SmolLM2-135M, "
         "builtin:reasoning); --preset qwen2.5-0.5b restores the reference Qwen2.5-0.5B + OpenThoughts-114k setup. "
-        "Subcommands: distill serve | distill worker.",
+        "Subcommands: distill serve | distill worker | distill sweep | distill export.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,
     )
@@ -73,9 +73,17 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Subcommands of the core itself (the service's come through the entry points below).
+CORE_COMMANDS = {"sweep": "distill.sweep.cli", "export": "distill.export.cli"}
+
+
 def _plugin(argv: list[str]) -> int | None:
     if not argv or argv[0].startswith("-"):
         return None
+    if argv[0] in CORE_COMMANDS:
+        from importlib import import_module
+
+        return int(import_module(CORE_COMMANDS[argv[0]]).main(argv[1:]) or 0)
     for ep in entry_points(group="distill.commands"):
         if ep.name == argv[0]:
             return int(ep.load()(argv[1:]) or 0)

@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from distill.errors import UserError
+from distill.errors import UserError, first_line
+from distill.evaluation.suites import BUILTIN_SUITES, HELDOUT  # the suite list in --benchmarks' help
 
 EMBEDDED_MODEL = "smollm2-135m"
 BUILTIN_DATASET = "builtin:reasoning"
@@ -68,6 +69,13 @@ class RunConfig(BaseModel):
     seed: int = _f(42, "run", "Random seed (data shuffle, generator, init)")
     resume: bool = _f(False, "run", "Resume from --output_dir: training from its last checkpoint, trace generation "
                       "from the problems already answered")
+    report_to: list[str] = _f(
+        ["none"], "run",
+        "Experiment trackers that get the configuration, every training point, the evaluation (pass@1 with its "
+        "interval, SFT - base with its p-value, diagnostics) and report.md, comma-separated: none, trackio (local "
+        "SQLite under $DISTILL_HOME/trackio), mlflow (MLFLOW_TRACKING_URI, default $DISTILL_HOME/mlruns.db), "
+        "tensorboard (RUN/tensorboard), wandb (offline unless WANDB_MODE=online); a tracker that is missing or "
+        "unreachable is skipped with a warning")
     num_gpus: int = _f(
         1, "run",
         "GPUs for training: >1 trains N processes through accelerate launch (DDP; without CUDA, N CPU processes), "
@@ -122,8 +130,9 @@ class RunConfig(BaseModel):
     # --- evaluation ---
     benchmarks: list[str] = _f(
         ["heldout"], "evaluation",
-        "Suites to evaluate base and SFT on, comma-separated: heldout (held-out training rows), gsm8k, math500, "
-        "aime24, aime25, amc23, gpqa_diamond; NAME=PATH reads a local .jsonl/.json/.parquet copy; "
+        "Suites to evaluate base and SFT on, comma-separated: heldout (held-out training rows), "
+        + ", ".join(name for name in BUILTIN_SUITES if name != HELDOUT)
+        + "; NAME=PATH reads a local .jsonl/.json/.parquet copy; "
         "NAME=PATH?problem=COL&answer=COL&grader=math|number|choice adds your own",
     )
     benchmark_limit: int | None = _f(None, "evaluation", "Evaluate only the first N problems of each suite", ge=1, le=1_000_000)
@@ -137,6 +146,10 @@ class RunConfig(BaseModel):
         ge=1, le=131_072,
     )
     eval_batch_size: int = _f(64, "evaluation", "Rows per generation batch (base and SFT answers to the same prompts share batches)", gt=0, le=4096)
+    base_answers_dir: str | None = _f(
+        None, "evaluation",
+        "A folder that keeps the base model's answers: a run with the same base model, engine, problems and "
+        "sampling settings reads them there instead of asking again (a sweep gives its points one)")
     temperature: float | None = _f(None, "evaluation", "Sampling temperature; default 0 (greedy) with --num_samples 1, else 0.6", ge=0.0, le=5.0)
     top_p: float | None = _f(None, "evaluation", "Nucleus sampling top-p; default 1 with --num_samples 1, else 0.95", gt=0.0, le=1.0)
 
@@ -213,6 +226,18 @@ class RunConfig(BaseModel):
             raise ValueError(str(e)) from None
         return v
 
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _known_trackers(cls, v: Any) -> Any:
+        from distill.tracking import TRACKERS
+
+        items = [str(x).strip().lower() for x in (v.split(",") if isinstance(v, str) else v or []) if str(x).strip()]
+        unknown = [x for x in items if x not in ("none", *TRACKERS)]
+        if unknown:
+            raise ValueError(f"unknown tracker {', '.join(map(repr, unknown))}; known: none, {', '.join(TRACKERS)}")
+        trackers = list(dict.fromkeys(x for x in items if x != "none"))
+        return trackers or ["none"]
+
     @field_validator("decontaminate", mode="before")
     @classmethod
     def _split_decontaminate(cls, v: Any) -> Any:
@@ -274,7 +299,9 @@ class RunConfig(BaseModel):
     @property
     def effective_max_samples(self) -> int | None:
         if self.max_samples is None and self.dataset.startswith("builtin:"):
-            return 1000
+            from distill.data.sources import DEFAULT_BUILTIN_ROWS
+
+            return DEFAULT_BUILTIN_ROWS
         return self.max_samples
 
     @property
@@ -323,7 +350,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = p.read_text()
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"--config: {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"--config: {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first_line(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

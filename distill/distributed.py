@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from distill.config import RunConfig
 from distill.errors import RunCancelled, UserError
-from distill.rundir import RunDir
+from distill.rundir import DDPFiles, RunDir
 
 if TYPE_CHECKING:
     from distill.training import TrainOutcome
@@ -167,13 +167,13 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
         raise DistributedTrainingError(
             f"--num_gpus {n}: only {torch.cuda.device_count()} CUDA device(s) visible here "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
-    job_dir = RunDir(out_dir).ddp
-    job_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("cancel", "outcome.json"):
-        (job_dir / stale).unlink(missing_ok=True)
-    job = job_dir / "job.json"
+    files = RunDir(out_dir).ddp_files
+    files.root.mkdir(parents=True, exist_ok=True)
+    for stale in (files.cancel, files.outcome):
+        stale.unlink(missing_ok=True)
+    job = files.job
     job.write_text(json.dumps({"config": config.to_json(), "model_path": model_path, "out_dir": str(out_dir)}, indent=2))
-    (job_dir / "rows.json").write_text(json.dumps({"train": train_rows, "val": val_rows}))
+    files.rows.write_text(json.dumps({"train": train_rows, "val": val_rows}))
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1")
     if not cuda:  # N ranks share the cores; more threads than cores makes every rank wait on the others
@@ -212,7 +212,7 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
                 pass
             if cancel_at is None and should_cancel and should_cancel():
                 log.info("Cancel: asking the %d training processes to stop at their next step", n)
-                (job_dir / "cancel").touch()
+                files.cancel.touch()
                 cancel_at = time.monotonic()
             elif cancel_at is not None and time.monotonic() - cancel_at > CANCEL_GRACE_S:
                 log.warning("Cancel: the training processes did not stop within %.0f s; terminating them", CANCEL_GRACE_S)
@@ -224,9 +224,9 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
             _terminate(proc, ranks)
         reader.join(timeout=10)
         metrics.poll()
-        (job_dir / "rows.json").unlink(missing_ok=True)  # a copy of the data; job.json stays as the record
+        files.rows.unlink(missing_ok=True)  # a copy of the data; job.json stays as the record
 
-    outcome_file = job_dir / "outcome.json"
+    outcome_file = files.outcome
     if proc.returncode != 0 or not outcome_file.is_file():
         raise DistributedTrainingError(
             f"training in {n} processes (accelerate launch) failed with exit code {proc.returncode}: "
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(levelname)s [rank {rank}] %(message)s")
     if rank != 0:  # the same warnings as rank 0's, N times over in the run's log
         warnings.simplefilter("ignore")
-    rows = json.loads((job.parent / "rows.json").read_text())
+    files = DDPFiles(job.parent)
+    rows = json.loads(files.rows.read_text())
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
     ensure_chat_template(tokenizer)
     model = load_model(model_path, trust_remote_code=config.trust_remote_code)
@@ -280,12 +281,12 @@ def main(argv: list[str] | None = None) -> int:
              "per optimizer step", world, world, len(rows["train"]), config.batch_size, config.gradient_accumulation,
              world, per_step)
     outcome = train(config, model, tokenizer, rows["train"], rows["val"], out_dir,
-                    should_cancel=_agreed_cancel(job.parent / "cancel"))
+                    should_cancel=_agreed_cancel(files.cancel))
     joined = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     if rank == 0:
         if not outcome.cancelled:
             save_model(outcome.model, tokenizer, RunDir(out_dir).final_model)
-        (job.parent / "outcome.json").write_text(json.dumps({
+        files.outcome.write_text(json.dumps({
             "world_size": joined, "cancelled": outcome.cancelled, "global_step": outcome.global_step,
             "best_checkpoint": outcome.best_checkpoint, "train_seconds": outcome.train_seconds}, indent=2))
     if dist.is_available() and dist.is_initialized():

@@ -11,6 +11,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from distill.errors import one_line  # noqa: F401 - also imported from here
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")  # owner/name, optionally :config
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 # The reachability probe must be short: an unreachable Hub otherwise costs ~25 s of library retries.
@@ -28,11 +30,6 @@ def where(value: str, home: Path | None = None) -> str:
     if exists or value.startswith((".", "/", "~")) or path.suffix.lower() in DATA_SUFFIXES or not HUB_ID.match(value):
         return "local"
     return "hub"
-
-
-def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def unavailable_reason() -> str | None:

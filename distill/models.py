@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -165,6 +166,11 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
 def save_model(model: Any, tokenizer: Any, path: Path) -> None:
     """A trained model (or adapter) with its tokenizer, as ``from_pretrained`` loads it."""
     model.save_pretrained(path)
-    tokenizer.padding_side = "right"
     tokenizer.save_pretrained(path)
+    # Saved right-padded (what training expects when it loads this folder), without changing the shared tokenizer.
+    config = Path(path) / "tokenizer_config.json"
+    if config.is_file():
+        settings = json.loads(config.read_text())
+        settings["padding_side"] = "right"
+        config.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
     log.info("Saved %s", path)

@@ -12,16 +12,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from distill.config import ConfigError, RunConfig
 from distill.data.builtin import default_system
 from distill.data.prepare import (
+    chat_token_lengths,
     data_report,
     ensure_chat_template,
     split_train_val,
@@ -46,6 +45,7 @@ from distill.models import ensure_local_model, load_model, load_tokenizer, save_
 from distill.report import write_report_md
 from distill.resolve import uses_dataset
 from distill.rundir import ADAPTER_FILE, RunDir, model_kind
+from distill.tracking import TrackedRun, open_tracking
 
 log = logging.getLogger("distill")
 GENERAL = "general"
@@ -163,10 +163,7 @@ def prepare_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExam
     """(training rows, validation rows, the data report, (their tokens, as trained: truncated))."""
     default_system = system_prompt(config)
     rows = [to_prompt_completion(ex, default_system) for ex in examples]
-    lengths = [
-        len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True, return_dict=False))
-        for r in tqdm(rows, desc="tokenize", unit="row")
-    ]
+    lengths = chat_token_lengths(tokenizer, rows, progress=True)
     report = data_report(stats, lengths, config.max_seq_length)
     # Rows and their lengths shuffled together (the shuffle depends only on the count: the same split as the rows').
     train, val = split_train_val(list(zip(rows, lengths, strict=True)), config.val_ratio, config.seed)
@@ -198,6 +195,21 @@ def work_plan(config: RunConfig, tokens: tuple[int, int], suites: list[Suite]) -
     return {"train": train, "evaluate": evaluate, "save": SAVE_SHARE * (train + evaluate) if merges else 0.0}
 
 
+def early_plan(config: RunConfig, asked: int, held_out: int) -> dict[str, float]:
+    """The work of a run with a teacher, before the generate stage: the teacher's answers (problems × samples ×
+    its token budget, priced as evaluation prices an answer), training on at most every one of them, and the
+    held-out suite's evaluation. Sent first so that the bar covers the whole run and only rises; ``work_plan``
+    replaces the estimates of the stages after generate once the traces are read."""
+    generate = asked * config.num_generations * config.teacher_max_tokens * BUDGETED_TOKEN_COST
+    if config.mode == "generate":
+        return {"generate": generate}
+    train = config.epochs * generate if config.mode in ("all", "train") else 0.0
+    evaluate = held_out * config.num_samples * 2 * config.max_new_tokens * BUDGETED_TOKEN_COST
+    merges = config.mode in ("all", "train") and config.use_lora
+    return {"generate": generate, "train": train, "evaluate": evaluate,
+            "save": SAVE_SHARE * (train + evaluate) if merges else 0.0}
+
+
 def _attach_log_file(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -213,13 +225,17 @@ def run_pipeline(config: RunConfig, hooks: PipelineHooks | None = None) -> RunRe
     run.root.mkdir(parents=True, exist_ok=True)
     handler = _attach_log_file(run.log)
     try:
-        return _run(config, hooks, run)
+        tracked = open_tracking(config, run.root)
+        try:
+            return _run(config, replace(hooks, on_metrics=tracked.on_metrics(hooks.on_metrics)), run, tracked)
+        finally:
+            tracked.finish()
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
+def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir, tracked: TrackedRun) -> RunResult:
     result = RunResult(output_dir=run.root)
     if config.generates_traces:
         from distill.traces.run import check_resumable
@@ -277,9 +293,12 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         engine = engine or pair_engine(config, model_path, tokenizer, sft_path)
         t0 = time.perf_counter()
         try:
-            results = evaluate(engine, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
-                               models=model_identity(config, sft_path, remote),
-                               should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
+            identity = model_identity(config, sft_path, remote)
+            asking = answers_kept(config, engine, identity)
+            results = evaluate(asking, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
+                               models=identity, should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
+            if asking is not engine:
+                log.info("%d of the base model's answers read from %s", asking.cache.hits, config.base_answers_dir)
         except GenerationCancelled:
             raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
         result.timings["evaluate_s"] = time.perf_counter() - t0
@@ -291,6 +310,7 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         result.evaluation = results
         run.evaluation.write_text(json.dumps(results, indent=2))
         write_report_md(run.report, results, config.model, sft_path)
+        tracked.log_evaluation(results, [run.report, run.evaluation])
         log.info("\n%s", format_summary_block(results["summary"], results["deltas"], config.model, sft_path,
                                                results["benchmarks"], results["accuracy_test"]))
 
@@ -304,6 +324,10 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir) -> RunResult:
         log.info("Saving the merged model (the LoRA adapter merged into the base) to %s", run.merged_model)
         save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
 
+    if training:  # each saved model folder gets its card, with the evaluation just done
+        from distill.export.card import write_model_cards
+
+        write_model_cards(run, config, result.evaluation)
     return _finish(result, run, t_start)
 
 
@@ -382,6 +406,7 @@ def trace_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, hold_out: 
     hooks.stage("data")
     planned = plan(config, config.eval_samples if hold_out else 0)
     hooks.check_cancel()
+    hooks.plan(early_plan(config, len(planned.asked), len(planned.held_out)))
     hooks.stage("generate")
     t0 = time.perf_counter()
     try:
@@ -421,6 +446,17 @@ def teacher_engine(config: RunConfig) -> Any:
     ensure_chat_template(tokenizer)
     log.info("Teacher %s loaded in this process", config.teacher_model)
     return HFEngine(tokenizer, {TEACHER: (model, None)}, batch_size=config.eval_batch_size)
+
+
+def answers_kept(config: RunConfig, engine: Any, identity: dict[str, Any]) -> Any:
+    """The engine, answering the base model's prompts from ``--base_answers_dir`` where they were asked before."""
+    if not config.base_answers_dir:
+        return engine
+    from distill.generation.cache import BaseAnswerCache, CachingEngine
+
+    key = {"base": identity["base"], "engine": identity.get("engine", engine.name),
+           "trust_remote_code": config.trust_remote_code}
+    return CachingEngine(engine, BaseAnswerCache(Path(config.base_answers_dir), key))
 
 
 def model_identity(config: RunConfig, sft_path: str, remote: bool) -> dict[str, Any]:

@@ -56,15 +56,21 @@ def _suites(benchmarks: list[str], home: Path | None, field: str) -> list[str]:
         parse_benchmarks,
     )
 
-    out = []
     try:
-        for spec in parse_benchmarks(benchmarks):
+        specs = parse_benchmarks(benchmarks)
+    except SuiteError as e:
+        raise ConfigError(f"--{field}: {e}", [(field, str(e))]) from None
+    out, problems = [], []
+    for spec in specs:  # every bad suite is named, not only the first
+        try:
             if spec.path is not None and home is not None:
                 spec = replace(spec, path=str(inside(home, spec.path, field)))
             check_suite(spec)
             out.append(format_spec(spec))
-    except SuiteError as e:
-        raise ConfigError(f"--{field}: {e}", [(field, str(e))]) from None
+        except (SuiteError, ConfigError) as e:
+            problems.append(e.issues[0][1] if isinstance(e, ConfigError) else str(e))
+    if problems:
+        raise ConfigError(f"--{field}: {'; '.join(problems)}", [(field, p) for p in problems])
     return out
 
 
@@ -105,29 +111,41 @@ def uses_dataset(config: RunConfig) -> bool:
     return config.mode != "evaluate" or asks_heldout(config.benchmarks)
 
 
+def _checked(errors: list[ConfigError], changes: dict[str, Any], key: str, check: Any, *args: Any) -> None:
+    """``changes[key] = check(*args)``; a ConfigError is kept in ``errors`` so that every bad field is named."""
+    try:
+        changes[key] = check(*args)
+    except ConfigError as e:
+        errors.append(e)
+
+
 def resolve_config(values: dict[str, Any] | None = None, config_file: str | Path | None = None, *,
                    home: Path | None = None) -> RunConfig:
     """The final RunConfig. With ``home`` (the service), relative paths are relative to it and none may leave it."""
     config = build_config(values, config_file)
     changes: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     ds = config.dataset
     kind = where(ds, home)
     if kind == "builtin" and ds != BUILTIN_DATASET and not config.generates_traces:
-        raise ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}",
-                          [("dataset", f"unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}")])
+        errors.append(ConfigError(f"--dataset: unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}",
+                                  [("dataset", f"unknown built-in dataset {ds!r}; known: {BUILTIN_DATASET}")]))
     if config.generates_traces:
-        changes["dataset"] = _problem_source(ds, home)
-        changes["teacher_model"] = _teacher(config, home)
+        _checked(errors, changes, "dataset", _problem_source, ds, home)
+        _checked(errors, changes, "teacher_model", _teacher, config, home)
         if config.decontaminate:
-            changes["decontaminate"] = _suites(config.decontaminate, home, "decontaminate")
+            _checked(errors, changes, "decontaminate", _suites, config.decontaminate, home, "decontaminate")
     elif kind == "local" and uses_dataset(config):
-        changes["dataset"] = _local(ds, "dataset", home)
+        _checked(errors, changes, "dataset", _local, ds, "dataset", home)
     if config.model not in BUILTIN_MODELS and where(config.model, home) == "local":
-        changes["model"] = _local(config.model, "model", home, must_be_dir=True)
+        _checked(errors, changes, "model", _local, config.model, "model", home, True)
     if config.sft_model_path:
-        changes["sft_model_path"] = _local(config.sft_model_path, "sft_model_path", home, must_be_dir=True)
-    if config.output_dir and home is not None:
-        changes["output_dir"] = str(inside(home, config.output_dir, "output_dir"))
+        _checked(errors, changes, "sft_model_path", _local, config.sft_model_path, "sft_model_path", home, True)
+    for key in ("output_dir", "base_answers_dir"):
+        if getattr(config, key) and home is not None:
+            _checked(errors, changes, key, lambda k=key: str(inside(home, getattr(config, k), k)))
     if config.mode not in ("train", "generate"):  # generate reads them only to decontaminate, where it can
-        changes["benchmarks"] = _suites(config.benchmarks, home, "benchmarks")
+        _checked(errors, changes, "benchmarks", _suites, config.benchmarks, home, "benchmarks")
+    if errors:
+        raise ConfigError("; ".join(str(e) for e in errors), [issue for e in errors for issue in e.issues])
     return config.model_copy(update=changes) if changes else config

@@ -41,6 +41,28 @@ def model_kind(path: str | Path) -> str | None:
 
 
 @dataclass(frozen=True)
+class DDPFiles:
+    """A multi-process training job's files (``RunDir.ddp``): written by the launcher, read by the ranks."""
+    root: Path
+
+    @property
+    def job(self) -> Path:  # the configuration and paths; kept as the record
+        return self.root / "job.json"
+
+    @property
+    def rows(self) -> Path:  # the training and validation rows (deleted after the job)
+        return self.root / "rows.json"
+
+    @property
+    def outcome(self) -> Path:  # rank 0's result
+        return self.root / "outcome.json"
+
+    @property
+    def cancel(self) -> Path:  # present: the ranks stop at the next step
+        return self.root / "cancel"
+
+
+@dataclass(frozen=True)
 class RunDir:
     root: Path
 
@@ -103,6 +125,14 @@ class RunDir:
     @property
     def ddp(self) -> Path:
         return self.root / "ddp"
+
+    @property
+    def ddp_files(self) -> DDPFiles:
+        return DDPFiles(self.ddp)
+
+    def benchmark_job(self, job_id: int) -> Path:
+        """The folder of a benchmark job run on this run's models."""
+        return self.root / "benchmark_jobs" / f"job_{job_id}"
 
     def sft_model(self) -> Path | None:
         """The trained model to serve or evaluate as "sft", when training has saved one."""

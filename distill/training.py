@@ -168,8 +168,9 @@ class DistillSFTTrainer(SFTTrainer):
     """
 
     # The labelled-positions loss is the big win on CPU (docs/benchmarks.md); on CUDA without KL, TRL's own
-    # (fused) loss path is used instead, which measured faster there.
-    labelled_loss = not torch.cuda.is_available()
+    # (fused) loss path is used instead, which measured faster there. None: decided per trainer from the
+    # device it trains on (a subclass or an instance may set it).
+    labelled_loss: bool | None = None
 
     def __init__(self, *args: Any, kl_coef: float = 0.0, ref_model: torch.nn.Module | None = None,
                  tune_threads: bool = True, packing: bool = False, segment_attention: bool = True, **kwargs: Any):
@@ -184,6 +185,8 @@ class DistillSFTTrainer(SFTTrainer):
         self.kl_coef = kl_coef
         self.ref_model = ref_model
         self.packing = packing
+        if self.labelled_loss is None:
+            self.labelled_loss = self.args.device.type != "cuda"
         self.segment_attention = packing and segment_attention and use_segment_attention(self.model)
         if self.segment_attention and ref_model is not None:
             use_segment_attention(ref_model)
@@ -434,7 +437,7 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         load_best_model_at_end=has_val,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
-        report_to="none",
+        report_to="none",  # trackers (--report_to) are fed by distill/tracking.py, never from env settings
         max_length=config.max_seq_length,
         completion_only_loss=True,
         gradient_checkpointing=False,  # TRL's default is True: a second forward per step, not needed at this size

@@ -10,13 +10,19 @@ import pytest
 from distill.data.prepare import (
     data_report,
     ensure_chat_template,
-    render_chatml,
     split_train_val,
     to_prompt_completion,
     token_length_stats,
 )
 from distill.data.schema import DataFormatError, DataSourceError, ReasoningExample
 from distill.data.sources import DataStats, iter_rows, load_examples
+
+
+def render_chatml(messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """ChatML written out by hand: what ensure_chat_template's template must render."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + "<|im_start|>assistant\n" if add_generation_prompt else text
+
 
 GOOD = {"prompt": "What is 2 + 3?", "response": "<think>2 + 3 = 5</think>The answer is 5.", "domain": "math"}
 GSM = {"question": "What is 4 * 5?", "answer": "4 * 5 = <<4*5=20>>20\n#### 20"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,38 @@ def test_a_cancel_at_an_epochs_last_step_starts_no_validation(distill_home, tiny
     assert seen["val"] == 0, f"a cancelled run ran {seen['val']} validation batches"
     assert "Cancel: stopped after this training step at step 5" in (out / "distillation_pipeline.log").read_text()
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-5"]
+
+
+# --------------------------------------------------------------------------- a run with a teacher
+
+def test_a_run_with_a_teacher_has_one_bar_that_only_rises(recorder, tmp_path, distill_home):
+    """--mode all with a teacher: the plan covers generate, train and evaluate from the start, so the bar does
+    not start again after the generate stage, and generation ends well short of the whole run."""
+    from standin_teacher import MODEL, StandinTeacher
+
+    from distill.resolve import resolve_config
+
+    rows = {f"What is {i} plus {i} apples in total?": str(2 * i) for i in range(1, 9)}
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows.items()))
+    seen: list[tuple[str | None, float]] = []
+
+    def recorded(hook):
+        def call(*args):
+            hook(*args)
+            seen.append((recorder.stage, recorder.read().progress))
+        return call
+
+    hooks = PipelineHooks(on_stage=recorded(recorder.on_stage), on_progress=recorded(recorder.on_progress),
+                          on_plan=recorded(recorder.on_plan), on_metrics=recorded(recorder.on_metrics))
+    with StandinTeacher(answers=rows) as t:
+        cfg = resolve_config({"mode": "all", "dataset": str(path), "teacher_model": MODEL, "teacher_url": t.url,
+                              "model": "tiny-random", "num_generations": 2, "teacher_max_tokens": 40,
+                              "output_dir": str(tmp_path / "run"), "max_seq_length": 512, "eval_samples": 2,
+                              "epochs": 2, "general_prompts": False, "max_new_tokens": 8, "benchmarks": ["heldout"]})
+        run_pipeline(cfg, hooks)
+    fractions = [p for _, p in seen]
+    assert all(b >= a for a, b in pairwise(fractions)), seen
+    generated = [p for stage, p in seen if stage == "generate"]
+    assert generated and 0.05 < generated[-1] < 0.8, seen  # generation done: the bar well short of the end
+    assert {s for s, _ in seen} >= {"generate", "train", "evaluate"} and fractions[-1] > 0.95, seen

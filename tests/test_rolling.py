@@ -1,5 +1,5 @@
-"""The rolling batch (serving): rows that join a running batch at different steps, and leave it when done,
-answer exactly what the static engine answers: greedy, seeded sampling, base and SFT rows side by side,
+"""The rolling batch (serving, evaluation): rows that join a running batch at different steps, and leave it when
+done, answer exactly what the static batches answer: greedy, seeded sampling, base and SFT rows side by side,
 limits, stops and the thinking budget."""
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ def engine(random_lora_model, tiny_tokenizer) -> HFEngine:
     return HFEngine.for_pair(random_lora_model, tiny_tokenizer, batch_size=64, tune_threads=False)
 
 
+@pytest.fixture(scope="module")
+def static(random_lora_model, tiny_tokenizer) -> HFEngine:
+    """The reference: static batches (transformers' generate)."""
+    return HFEngine.for_pair(random_lora_model, tiny_tokenizer, batch_size=64, tune_threads=False, rolling=False)
+
+
 def _roll(engine: HFEngine, prompts: list[Prompt], joins: dict[int, list[int]],
           stop_after: dict[int, int] | None = None) -> tuple[dict[int, Generation], dict[int, str], int]:
     """Run the rolling batch: prompts ``joins[step]`` join at that step; ``stop_after[i]``: prompt i's caller
@@ -48,10 +54,10 @@ def _roll(engine: HFEngine, prompts: list[Prompt], joins: dict[int, list[int]],
     return out, streamed, step
 
 
-def test_rows_joining_at_different_steps_answer_as_the_static_engine(engine, convs):
+def test_rows_joining_at_different_steps_answer_as_the_static_engine(engine, static, convs):
     s = Sampling(max_new_tokens=12)
     prompts = [Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")]
-    want = engine.generate(prompts)
+    want = static.generate(prompts)
     got, streamed, _ = _roll(engine, prompts, {0: [0, 1, 2], 3: [3, 4, 5, 6], 7: [7, 8], 8: [9, 10, 11]})
     assert [(got[i].text, got[i].new_tokens, got[i].finish_reason) for i in range(len(prompts))] == \
         [(g.text, g.new_tokens, g.finish_reason) for g in want]
@@ -59,26 +65,26 @@ def test_rows_joining_at_different_steps_answer_as_the_static_engine(engine, con
     assert want[0].text != want[1].text  # base and SFT differ: rows were not mixed up unnoticed
 
 
-def test_seeded_sampling_limits_stops_and_budget_match_the_static_engine(engine, tiny_tokenizer, convs):
+def test_seeded_sampling_limits_stops_and_budget_match_the_static_engine(engine, static, tiny_tokenizer, convs):
     thinking = render(tiny_tokenizer, Prompt(model="sft", messages=convs[0])) + "<think>\n"
-    full = engine.generate([Prompt(model="sft", messages=convs[1], sampling=Sampling(max_new_tokens=12))])[0]
+    full = static.generate([Prompt(model="sft", messages=convs[1], sampling=Sampling(max_new_tokens=12))])[0]
     prompts = [
         Prompt(model="sft", messages=convs[0], sampling=Sampling(max_new_tokens=10, temperature=0.9, top_p=0.9, seed=7)),
         Prompt(model="base", messages=convs[2], sampling=Sampling(max_new_tokens=3)),
         Prompt(model="sft", messages=convs[1], sampling=Sampling(max_new_tokens=12, stop=(full.text[2:4],))),
         Prompt(model="sft", text=thinking, sampling=Sampling(max_new_tokens=16, max_thinking_tokens=4)),
     ]
-    want = engine.generate(prompts)
+    want = static.generate(prompts)
     got, _, _ = _roll(engine, prompts, {0: [1], 1: [0, 2], 2: [3]})
     assert [(got[i].text, got[i].new_tokens, got[i].forced) for i in range(4)] == \
         [(g.text, g.new_tokens, g.forced) for g in want]
     assert got[1].new_tokens <= 3 and got[2].finish_reason == "stop" and got[3].forced
 
 
-def test_a_row_whose_caller_left_stops_and_the_others_go_on(engine, convs):
+def test_a_row_whose_caller_left_stops_and_the_others_go_on(engine, static, convs):
     s = Sampling(max_new_tokens=12)
     prompts = [Prompt(model="sft", messages=c, sampling=s) for c in convs[:3]]
-    want = engine.generate(prompts)
+    want = static.generate(prompts)
     got, streamed, _ = _roll(engine, prompts, {0: [0, 1, 2]}, stop_after={1: 2})
     assert got[1].finish_reason == "stop" and got[1].new_tokens < want[1].new_tokens
     assert [got[i].text for i in (0, 2)] == [want[i].text for i in (0, 2)]

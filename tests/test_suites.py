@@ -20,7 +20,6 @@ from distill.evaluation.suites import (
     check_suite,
     load_suite,
     parse_benchmarks,
-    suite_from_items,
 )
 
 SHARED_GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "train.jsonl"
@@ -188,13 +187,6 @@ def test_custom_suite_with_each_grader(tmp_path, grader, gold, response):
     [problem] = suite.problems
     assert (problem.id, problem.answer, problem.prompt) == ("x1", gold, MATH_TEMPLATE.format(problem="The question"))
     assert grade(response, problem.answer, suite.grader).correct
-
-
-def test_suite_from_items():
-    suite = suite_from_items("heldout", "math", "run data", [("What is 2+2?", "4"), ("3*3?", "9")])
-    assert [(p.id, p.answer) for p in suite.problems] == [("0", "4"), ("1", "9")]
-    assert suite.problems[0].prompt == MATH_TEMPLATE.format(problem="What is 2+2?")
-    assert (suite.name, suite.grader, suite.source, suite.skipped) == ("heldout", "math", "run data", 0)
 
 
 # --- spec strings ---

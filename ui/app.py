@@ -1,6 +1,6 @@
 """The dashboard: ``build_dashboard(api_url, token)`` returns the Gradio Blocks.
 
-Pages: Launch, Runs, Run, Traces, Benchmarks, Playground, Compare. Every call goes through the REST API
+Pages: Launch, Runs, Run, Traces, Benchmarks, Playground, Compare, Sweeps. Every call goes through the REST API
 (``ui.client``); nothing here touches the database or imports the service. Long calls are
 streamed (logs, generation) or polled with ``gr.Timer`` (only the visible page polls), and
 every API error is shown as one readable line, so the page survives an API restart.
@@ -21,7 +21,7 @@ import httpx
 
 from ui.client import ApiCallError, ApiClient, AsyncApiClient
 from ui.manager import Manager, merge
-from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list, traces
+from ui.pages import benchmarks, compare_runs, launch, playground, run_detail, run_list, sweeps, traces
 from ui.pages.common import Ctx, FormSchema, click_data, parse_schema, to_int
 from ui.shared import banner_html, counted, esc
 from ui.theme import CSS, THEME
@@ -31,7 +31,7 @@ HEALTH_S = 10.0
 # (tab id, title, page module) in tab order.
 PAGES = (("launch", "Launch", launch), ("runs", "Runs", run_list), ("run", "Run", run_detail),
          ("traces", "Traces", traces), ("benchmarks", "Benchmarks", benchmarks),
-         ("playground", "Playground", playground), ("compare", "Compare", compare_runs))
+         ("playground", "Playground", playground), ("compare", "Compare", compare_runs), ("sweeps", "Sweeps", sweeps))
 TAB_IDS = tuple(tab for tab, _, _ in PAGES)
 # Gradio 6 leaves the divider of the footer's absent "api" link before "Settings": hide it.
 FOOTER_CSS = '\nfooter[aria-label="Gradio footer navigation"] > div.divider:first-of-type { display: none; }\n'
@@ -167,6 +167,7 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
                     m.list("compare.runs", "compare.banner")),
         "traces": (m.list("traces.run", "traces.verdict", "traces.status", "traces.q", "traces.page"),
                    lambda *v: traces.refresh(ctx, m, *v), traces.outputs(m)),
+        "sweeps": ([m["sweeps.pick"]], lambda c: sweeps.refresh(ctx, m, c), sweeps.outputs(m)),
     }
     for tab, block in tab_blocks.items():
         ins, fill, outs = fills.get(tab, ([], None, []))
@@ -190,7 +191,7 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
             return open_problems(ctx, m, data.get("run"), data.get("suite"), data.get("job"))
         return gr.skip()
 
-    for name in ("run.parent", "run.bench_results", "run.jobs", "benchmarks.board"):
+    for name in ("run.parent", "run.bench_results", "run.jobs", "benchmarks.board", "sweeps.table"):
         m[name].click(navigate, None, nav_outs, show_progress="hidden")
 
     # Launch → create the run → open its page.

@@ -403,6 +403,11 @@ class ApiClient(_Base):
         data = self._json("GET", f"/runs/{int(run_id)}/artifacts", f"artifacts of run {run_id}")
         return list((data or {}).get("items", []))
 
+    def list_exports(self, run_id: int) -> list[dict[str, Any]]:
+        """What ``distill export`` wrote for the run, newest first, each file with its API url."""
+        data = self._json("GET", f"/runs/{int(run_id)}/exports", f"exports of run {run_id}")
+        return list((data or {}).get("items", []))
+
     def download_artifact(self, run_id: int, name: str, dest: str) -> str:
         """Stream an artifact (a folder comes as a zip) to the file ``dest``; returns ``dest``."""
         what = f"download {name}"
@@ -445,6 +450,27 @@ class ApiClient(_Base):
 
     def leaderboard(self) -> Leaderboard:
         return self._json("GET", "/benchmarks", "leaderboard")
+
+    def compare_runs(self, run_ids: list[int]) -> dict[str, Any]:
+        """The configuration that differs between the runs and, per suite they all answered, every pair tested."""
+        return self._json("GET", "/compare", "compare", params={"runs": ",".join(str(int(i)) for i in run_ids)})
+
+    # -- sweeps
+    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Queue a sweep (202), or with ``dry_run`` only its points (200); 422 names every bad axis or point."""
+        return self._json("POST", "/sweeps", "sweep", json=body)
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        return list((self._json("GET", "/sweeps", "sweeps") or {}).get("items", []))
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/sweeps/{int(sweep_id)}", f"sweep {sweep_id}")
+
+    def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/sweeps/{int(sweep_id)}/cancel", f"cancel sweep {sweep_id}")
+
+    def resume_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/sweeps/{int(sweep_id)}/resume", f"resume sweep {sweep_id}")
 
     # -- trace generation
     def traces(self, run_id: int, verdict: str | None = None, status: str | None = None, q: str | None = None,

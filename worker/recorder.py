@@ -5,8 +5,9 @@ database is at most about half a second behind) and sends a heartbeat, which als
 cancel flag. A failed write keeps the batch for the next attempt, so a database hiccup delays
 lines but loses none.
 
-Progress covers the whole run: training, evaluation and saving each weigh their expected work (the pipeline's
-``work_plan``), training advancing by epochs and evaluation by problems answered; the ETA is for the whole run.
+Progress covers the whole run: generating traces, training, evaluation and saving each weigh their expected work
+(the pipeline's ``early_plan`` and ``work_plan``), generation and evaluation advancing by problems answered and
+training by epochs; the ETA is for the whole run.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 from backend.store import Claim, Store
 
 MAX_MESSAGE = 20_000
-STAGES = ("train", "evaluate", "save")  # the stages a progress bar weighs, in order
+STAGES = ("generate", "train", "evaluate", "save")  # the stages a progress bar weighs, in order
 # Until the pipeline sends its plan: the split of a measured small run (49 s training, 238 s evaluation).
-DEFAULT_WORK = {"all": {"train": 1.0, "evaluate": 5.0}, "train": {"train": 1.0}, "evaluate": {"evaluate": 1.0}}
+DEFAULT_WORK = {"all": {"train": 1.0, "evaluate": 5.0}, "train": {"train": 1.0}, "evaluate": {"evaluate": 1.0},
+                "generate": {"generate": 1.0}}
 # What a cancel waits for, said when it is requested (the stage checks the flag at these points).
 CANCEL_WAITS = {
     "load": "stopping once the model is loaded",
@@ -42,13 +44,18 @@ class Progress:
     the stage in progress (its gain in progress per second since the stage's first report)."""
 
     def __init__(self, work: dict[str, float]):
-        self.share: dict[str, float] = {}
+        self.share: dict[str, float] = {s: 0.0 for s in STAGES}
         self.plan(work)
         self._start: tuple[str, float, float] | None = None
 
-    def plan(self, work: dict[str, float]) -> None:
-        total = sum(max(work.get(s, 0.0), 0.0) for s in STAGES) or 1.0
-        self.share = {s: max(work.get(s, 0.0), 0.0) / total for s in STAGES}
+    def plan(self, work: dict[str, float], done: tuple[str, ...] = ()) -> None:
+        """Each stage's share of the bar. The stages ``done`` keep theirs (a run with a teacher plans again once
+        its traces are read): the rest share what is left, so the bar never goes back."""
+        kept = {s: self.share[s] for s in done}
+        rest = [s for s in STAGES if s not in kept]
+        total = sum(max(work.get(s, 0.0), 0.0) for s in rest) or 1.0
+        left = max(1.0 - sum(kept.values()), 0.0)
+        self.share = {s: kept[s] if s in kept else left * max(work.get(s, 0.0), 0.0) / total for s in STAGES}
 
     def at(self, stage: str, fraction: float) -> float:
         """The run's progress when ``stage`` is ``fraction`` done."""
@@ -88,6 +95,7 @@ class RunRecorder:
         self._end: float | None = None  # when the run should end (monotonic): the ETA counts down between reports
         self.clock = time.monotonic  # tests set their own
         self.stage: str | None = None
+        self._entered: tuple[str, ...] = ()  # the weighed stages entered so far, in order
         self.flush_s, self.heartbeat_s = flush_s, heartbeat_s
         self.stop_requested = stop_requested
         self._lock = threading.Lock()
@@ -116,12 +124,15 @@ class RunRecorder:
                 self._fields["train_started_at"] = datetime.now(UTC)
                 self._end = None  # a teacher's generate stage before predicted its own end only
             if stage in STAGES:  # the stages before have no share: the bar stands where the last one ended
+                self._entered = STAGES[:STAGES.index(stage) + 1]
                 self._fields["progress"] = self.progress.at(stage, 0.0)
 
     def on_plan(self, work: dict[str, float]) -> None:
         """The expected work of each stage (from the pipeline once the data is read)."""
         with self._lock:
-            self.progress.plan(work)
+            # Stages before the current one are over (the plan comes between stages, once the data is read).
+            passed = STAGES[:STAGES.index(self.stage)] if self.stage in STAGES else self._entered
+            self.progress.plan(work, tuple(passed))
 
     def on_metrics(self, point: dict[str, Any]) -> None:
         clean = {k: v for k, v in point.items() if v is not None}
@@ -132,14 +143,11 @@ class RunRecorder:
             self._advance("train", float(clean.get("epoch") or 0.0) / self.epochs)
 
     def on_progress(self, done: int, total: int) -> None:
-        """Problems answered: the evaluate stage's (a benchmark job is only that), or the generate stage's, which a
-        trace generation's bar shows alone (a run that trains on the traces starts its bar again)."""
+        """Problems answered: the generate stage's (a trace generation's bar is only that; a run that then trains
+        goes on rising from where generation ended) or the evaluate stage's (a benchmark job is only that)."""
         if not total:
             return
-        if self.stage == "generate":
-            self._set(self.stage, round(done / total, 4))
-        else:
-            self._advance("evaluate", done / total)
+        self._advance("generate" if self.stage == "generate" else "evaluate", done / total)
 
     def _advance(self, stage: str, fraction: float) -> None:
         self._set(stage, self.progress.at(stage, fraction))

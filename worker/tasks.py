@@ -17,6 +17,7 @@ from typing import Any
 
 from backend.config import Settings
 from backend.store import Store, append_to_run_log_file
+from distill.errors import first_line
 from worker.celery_app import app
 from worker.recorder import RunRecorder
 
@@ -36,11 +37,6 @@ def get_store() -> Store:
     if _store is None:
         _store = Store(Settings.from_env(), role="worker")
     return _store
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def execute(task: Any, run_id: int) -> dict[str, Any]:
@@ -83,10 +79,10 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
             else:  # lost: the API declared this attempt dead; nothing more is written
                 status, error = "lost", None
         except (UserError, FileNotFoundError, PermissionError, NotImplementedError) as e:
-            status, error = "failed", _one_line(e)
+            status, error = "failed", first_line(e)
             log.error("error: %s", error)
         except Exception as e:  # noqa: BLE001 - anything else: the run fails with the first line, logs get the trace
-            status, error = "failed", f"{type(e).__name__}: {_one_line(e)}"
+            status, error = "failed", f"{type(e).__name__}: {first_line(e)}"
             log.error("error: %s\n%s", error, traceback.format_exc())
     finally:
         log.removeHandler(recorder.handler)
@@ -113,7 +109,7 @@ def _finish(store: Store, claim: Any, status: str, error: str | None, evaluation
         except Exception as e:  # noqa: BLE001
             if time.monotonic() > deadline:
                 raise
-            wlog.warning("run %s: could not record %s (%s); retrying", claim.run_id, status, _one_line(e))
+            wlog.warning("run %s: could not record %s (%s); retrying", claim.run_id, status, first_line(e))
             time.sleep(2.0)
 
 

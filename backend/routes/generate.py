@@ -20,6 +20,7 @@ from backend.errors import Conflict, Unavailable
 from backend.schemas import GenerateOut, GenerateRequest
 from backend.services.catalog import base_of, engine_for, served_for
 from distill.data.builtin import default_system
+from distill.errors import first_line
 from distill.generation.engine import EngineError, Generation, Prompt, Sampling
 from distill.reasoning import StreamSplitter, parts
 
@@ -113,7 +114,7 @@ async def generate_stream(req: GenerateRequest, svc: Services = Depends(services
                 for part, text in split[event].feed(data["delta"]):
                     yield JSONServerSentEvent({"delta": text, "part": part}, event=event)
         except Exception as e:  # noqa: BLE001 - reported to the client as an event
-            detail = getattr(e, "detail", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+            detail = getattr(e, "detail", None) or first_line(e)
             yield JSONServerSentEvent({"detail": detail}, event="error")
 
     return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from backend.deps import Services, services
 from backend.schemas import HealthOut, iso
 from backend.tables import Run, Worker, utcnow
+from distill.errors import first_line
 
 router = APIRouter(tags=["health"])
 WORKER_SEEN_S = 60
@@ -55,7 +56,7 @@ def health(svc: Services = Depends(services)) -> JSONResponse:
             busy = local_runs(s)
         database = "ok"
     except Exception as e:  # noqa: BLE001
-        database = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        database = f"error: {first_line(e)}"
     broker = svc.dispatcher.health()
     ok = database == "ok" and broker == "ok"
     body = HealthOut(status="ok" if ok else "degraded", database=database, broker=broker,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -10,8 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from backend.deps import Services, services, session
-from backend.schemas import RunList, RunOut, RunStatus, run_dict
+from backend.schemas import RunDetailOut, RunList, RunOut, RunStatus, run_dict
+from backend.services.runs import resumability
 from distill.config import RunConfig
+from distill.tracking import read_tracking
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -32,11 +35,11 @@ async def create_run(body: Annotated[RunConfig | None, Body()] = None, svc: Serv
     return RunOut.of(run)
 
 
-# The two reads below run on the event loop: they are index lookups that take well under a
-# millisecond, and skipping the thread pool avoids GIL hand-offs that dominate their latency
-# under many concurrent clients (bench/api_latency.py).
+# Plain ``def``: FastAPI runs them in its thread pool, so a slow query or a full connection pool
+# waits there and never stalls the event loop that carries the SSE and /v1 streams
+# (tests/service/test_service_slow_query.py).
 @router.get("", response_model=RunList, summary="Runs, newest first")
-async def list_runs(
+def list_runs(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -47,9 +50,11 @@ async def list_runs(
     return json_response({"items": [run_dict(r) for r in rows], "total": total, "limit": limit, "offset": offset})
 
 
-@router.get("/{run_id}", response_model=RunOut)
-async def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> Response:
-    return json_response(run_dict(svc.runs.get_row(s, run_id)))
+@router.get("/{run_id}", response_model=RunDetailOut)
+def get_run(run_id: int, svc: Services = Depends(services), s: Session = Depends(session)) -> Response:
+    run = run_dict(svc.runs.get_row(s, run_id))
+    tracking = read_tracking(Path(run["output_dir"])) if run.get("output_dir") else None
+    return json_response({**run, **resumability(run), "tracking": tracking})
 
 
 @router.delete("/{run_id}", status_code=204, summary="Delete a run that is not running, and its folder")

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
-import threading
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,56 +18,51 @@ from backend.errors import FieldError, NotFound, TooLarge
 from backend.services import traces
 from backend.tables import Dataset, utcnow
 
-BUILTIN = {"builtin:reasoning": {"name": "reasoning (built-in arithmetic word problems)", "rows": 1000}}
+BUILTIN = {"builtin:reasoning": "reasoning (built-in arithmetic word problems)"}
 SUFFIXES = (".jsonl", ".json", ".parquet")
 REPORT_ROWS = 5000  # token lengths are measured on at most this many rows
 _CHUNK = 1 << 20
-_tok_lock = threading.Lock()
-_tokenizer: Any = None
-_builtin_reports: dict[str, dict[str, Any]] = {}
 
 
+# A dataset is uploaded before (and apart from) any run, so there is no run's model to count with: its report
+# counts with the embedded model's tokenizer and says so (``report["tokenizer"]``); a run's own data_report.json
+# counts with the run's model (distill/pipeline.py). Loaded once per process, on first use.
+@functools.lru_cache(maxsize=1)
 def _tokenizer_for_reports() -> Any | None:
     """The embedded model's tokenizer (shared by tiny-random), when it is available locally."""
-    global _tokenizer
-    with _tok_lock:
-        if _tokenizer is None:
-            try:
-                from distill.config import EMBEDDED_MODEL
-                from distill.data.prepare import ensure_chat_template
-                from distill.models import ensure_local_model, load_tokenizer
+    try:
+        from distill.config import EMBEDDED_MODEL
+        from distill.data.prepare import ensure_chat_template
+        from distill.models import ensure_local_model, load_tokenizer
 
-                _tokenizer = load_tokenizer(ensure_local_model(EMBEDDED_MODEL))
-                ensure_chat_template(_tokenizer)
-            except Exception:  # noqa: BLE001 - reports then go without token lengths
-                _tokenizer = False
-        return _tokenizer or None
-
-
-def _system_for(source: str) -> str | None:
-    from distill.data.builtin import SYSTEM_PROMPT
-
-    return SYSTEM_PROMPT if source.startswith("builtin:") else None
+        tokenizer = load_tokenizer(ensure_local_model(EMBEDDED_MODEL))
+        ensure_chat_template(tokenizer)
+        return tokenizer
+    except Exception:  # noqa: BLE001 - reports then go without token lengths
+        return None
 
 
 def build_report(source: str, max_rows: int | None, max_seq_length: int = 1024) -> tuple[dict[str, Any], int]:
     """(data report, rows kept). Raises the core's DataFormatError / FileNotFoundError."""
-    from distill.data.prepare import data_report, to_prompt_completion
+    from distill.data.builtin import default_system
+    from distill.data.prepare import chat_token_lengths, data_report, to_prompt_completion
     from distill.data.sources import load_examples
 
     examples, stats = load_examples(source, max_rows)
     tok = _tokenizer_for_reports()
-    lengths: list[int] = []
-    system = _system_for(source)
-    if tok is not None:
-        for ex in examples[:REPORT_ROWS]:
-            row = to_prompt_completion(ex, system)
-            lengths.append(len(tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True,
-                                                       return_dict=False)))
+    system = default_system(source)
+    rows = [to_prompt_completion(ex, system) for ex in examples[:REPORT_ROWS]] if tok is not None else []
+    lengths = chat_token_lengths(tok, rows) if rows else []
     report = data_report(stats, lengths, max_seq_length)
     report["token_length_rows"] = len(lengths)
     report["tokenizer"] = "smollm2-135m" if tok is not None else None
     return report, len(examples)
+
+
+@functools.lru_cache(maxsize=len(BUILTIN))
+def _builtin_report(dataset_id: str) -> dict[str, Any]:
+    """A built-in dataset's report (the generator is deterministic: computed once per process)."""
+    return build_report(dataset_id, None)[0]
 
 
 def _report_of(path: Path, staging: Path) -> tuple[dict[str, Any], int]:
@@ -110,8 +105,10 @@ class DatasetService:
         self.settings, self.sessions = settings, sessions
 
     def list(self) -> list[dict[str, Any]]:
-        items = [{"id": ref, "name": meta["name"], "kind": "builtin", "ref": ref, "rows": meta["rows"],
-                  "uses": ["training", "problems"]} for ref, meta in BUILTIN.items()]
+        from distill.data.sources import DEFAULT_BUILTIN_ROWS
+
+        items = [{"id": ref, "name": name, "kind": "builtin", "ref": ref, "rows": DEFAULT_BUILTIN_ROWS,
+                  "uses": ["training", "problems"]} for ref, name in BUILTIN.items()]
         with self.sessions() as s:
             items += traces.generated(s)
             for ds in s.scalars(select(Dataset).order_by(Dataset.id.desc())):
@@ -167,13 +164,12 @@ class DatasetService:
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
     def preview(self, dataset_id: str, n: int) -> dict[str, Any]:
+        from distill.data.builtin import default_system
         from distill.data.prepare import to_prompt_completion
         from distill.data.sources import load_examples
 
         if dataset_id in BUILTIN:
-            source, report = dataset_id, _builtin_reports.get(dataset_id)
-            if report is None:
-                report = _builtin_reports.setdefault(dataset_id, build_report(dataset_id, BUILTIN[dataset_id]["rows"])[0])
+            source, report = dataset_id, _builtin_report(dataset_id)
         elif dataset_id.startswith(traces.PREFIX):
             with self.sessions() as s:
                 source, report = traces.dataset_file(s, dataset_id)
@@ -187,7 +183,7 @@ class DatasetService:
         if "training" not in ((report or {}).get("uses") or ["training"]):
             return {"rows": _problem_rows(source, n), "report": report}
         examples, _ = load_examples(source, n)
-        system = _system_for(source)
+        system = default_system(source)
         rows = []
         for ex in examples:
             row = to_prompt_completion(ex, system)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import and_, func, select, update
@@ -107,15 +108,17 @@ def mark_offline_workers(sessions: sessionmaker[Session]) -> None:
 
 
 class MaintenanceLoop:
-    def __init__(self, settings: Settings, store: Store, dispatcher: Dispatcher):
+    def __init__(self, settings: Settings, store: Store, dispatcher: Dispatcher,
+                 also: tuple[Callable[[], object], ...] = ()):
         self.settings, self.store, self.dispatcher = settings, store, dispatcher
+        self.also = also  # further steps of each tick (e.g. queueing a sweep's next points)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self) -> None:
         for step in (lambda: reap_lost_runs(self.store, self.settings.worker_lost_s),
                      lambda: redispatch(self.store.sessions, self.dispatcher),
-                     lambda: mark_offline_workers(self.store.sessions)):
+                     lambda: mark_offline_workers(self.store.sessions), *self.also):
             try:
                 step()
             except Exception as e:  # noqa: BLE001 - a database hiccup must not end the loop

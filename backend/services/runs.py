@@ -96,12 +96,12 @@ class RunService:
         self.settings, self.sessions, self.dispatcher = settings, sessions, dispatcher
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, body: RunConfig) -> Run:
+    def create(self, body: RunConfig, sweep_id: int | None = None) -> Run:
         with submit_lock:
             with self.sessions() as s:
                 config = resolved(s, self.settings, body.model_dump(exclude_unset=True))
                 run = Run(name=config.name, status="queued", config=config.to_json(), task_id=new_task_id(),
-                          created_at=utcnow(), progress=0.0, cancel_requested=False, attempts=0)
+                          created_at=utcnow(), progress=0.0, cancel_requested=False, attempts=0, sweep_id=sweep_id)
                 s.add(run)
                 s.flush()
                 if not config.output_dir:
@@ -194,18 +194,15 @@ class RunService:
         with submit_lock:
             with self.sessions() as s:
                 run = self.get(s, run_id)
-                if run.status not in ("failed", "cancelled"):
-                    raise Conflict(f"run {run_id} is {run.status}; only a failed or cancelled run can be resumed")
+                refusal = resume_refusal(run_id, run.status, run.config, run.output_dir)
+                if refusal:
+                    raise Conflict(refusal)
+                step = RunDir(Path(run.output_dir or "")).last_checkpoint_step()
                 if run.config.get("mode") == "evaluate":
                     config = dict(run.config)  # answers already given are kept in the run folder and reused
-                elif run.config.get("mode") == "generate" or (
-                        run.config.get("teacher_model") and RunDir(Path(run.output_dir or "")).last_checkpoint_step()
-                        is None):
+                elif run.config.get("mode") == "generate" or (run.config.get("teacher_model") and step is None):
                     config = dict(run.config, resume=True)  # the problems answered are kept and not asked again
                 else:
-                    step = RunDir(Path(run.output_dir or "")).last_checkpoint_step()
-                    if step is None:
-                        raise Conflict(f"run {run_id} has no checkpoint to resume from")
                     config = dict(run.config, resume=True)
                     # Training restarts from the checkpoint: points logged after it are superseded.
                     s.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step > step))
@@ -239,6 +236,27 @@ class RunService:
 
 # Table columns (not ORM attributes: no ORM loading), in the order of schemas.RUN_FIELDS.
 RUN_COLUMNS = tuple(Run.__table__.c[name] for name in RUN_FIELDS)
+
+
+def resume_refusal(run_id: int, status: str | None, config: dict[str, Any], output_dir: str | None) -> str | None:
+    """Why ``POST /runs/{id}/resume`` would answer 409, or None when it would queue the run. The one rule behind
+    both the resume and the ``resumable`` field of ``GET /runs/{id}``: a failed or cancelled run resumes when it
+    is an evaluation (its answers are kept and reused), generates traces (the problems answered are not asked
+    again), or has a training checkpoint."""
+    if status not in ("failed", "cancelled"):
+        return f"run {run_id} is {status}; only a failed or cancelled run can be resumed"
+    if config.get("mode") in ("evaluate", "generate"):
+        return None
+    step = RunDir(Path(output_dir or "")).last_checkpoint_step()
+    if step is None and not config.get("teacher_model"):
+        return f"run {run_id} has no checkpoint to resume from"
+    return None
+
+
+def resumability(run: dict[str, Any]) -> dict[str, Any]:
+    """The ``resumable`` and ``resume_refused`` fields of a run's JSON (see ``resume_refusal``)."""
+    refusal = resume_refusal(run["id"], run.get("status"), run.get("config") or {}, run.get("output_dir"))
+    return {"resumable": refusal is None, "resume_refused": refusal}
 
 
 def log_lines(s: Session, run_id: int, after: int, limit: int) -> list[LogLine]:

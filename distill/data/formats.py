@@ -42,6 +42,13 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+?)(?:\.(?=\s|$)|\n|$)", re.IGNORECASE)
 _ANSWER_IS_START = re.compile(r"answer is", re.IGNORECASE)
 _GSM8K_CALCULATOR_NOTE = re.compile(r"<<[^<>]*>>")
+GSM8K_MARK = "####"  # GSM8K's solutions end in "#### n"
+GSM8K_FINAL_RE = re.compile(r"####\s*([^\n]+)")  # a "#### n" line (also in a model's answer): n in group 1
+
+
+def gsm8k_final(text: str) -> str:
+    """The final answer of a GSM8K-style solution (after its last ``####``); the whole text, stripped, without one."""
+    return text.rpartition(GSM8K_MARK)[2].strip()
 
 _ROLE_ALIASES = {"human": "user", "gpt": "assistant"}
 
@@ -286,10 +293,10 @@ def _parse_prompt_response(row: Mapping[str, Any]) -> ReasoningExample:
 def _parse_gsm8k(row: Mapping[str, Any]) -> ReasoningExample:
     prompt = _require_str(row, "question")
     solution = _require_str(row, "answer")
-    if "####" not in solution:
+    if GSM8K_MARK not in solution:
         raise BadRow("missing_final_answer", "GSM8K answer has no '#### n' line")
-    steps, _, final = solution.rpartition("####")
-    final = final.strip().replace(",", "")
+    steps = solution.rpartition(GSM8K_MARK)[0]
+    final = gsm8k_final(solution).replace(",", "")
     if not final:
         raise BadRow("empty_answer")
     lines = (line.strip() for line in _GSM8K_CALCULATOR_NOTE.sub("", steps).splitlines())

@@ -71,9 +71,14 @@ def data_report(stats: DataStats, token_lengths: list[int], max_seq_length: int)
     }
 
 
-def render_chatml(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = False) -> str:
-    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-    return text + "<|im_start|>assistant\n" if add_generation_prompt else text
+def chat_token_lengths(tokenizer: Any, rows: Sequence[Mapping[str, Any]], progress: bool = False) -> list[int]:
+    """Tokens of each prompt–completion row as the chat template renders it, i.e. as training sees it."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, desc="tokenize", unit="row")
+    return [len(tokenizer.apply_chat_template(list(r["prompt"]) + list(r["completion"]), tokenize=True,
+                                              return_dict=False)) for r in rows]
 
 
 def ensure_chat_template(tokenizer: Any) -> bool:

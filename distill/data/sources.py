@@ -21,7 +21,8 @@ from distill.data.schema import (
     DataSourceError,
     ReasoningExample,
 )
-from distill.hub import DATA_SUFFIXES, one_line, unavailable_reason, where
+from distill.errors import one_line
+from distill.hub import DATA_SUFFIXES, unavailable_reason, where
 
 BUILTIN_SOURCE = "builtin:reasoning"
 # Rows `iter_rows` yields from the built-in generator when the caller sets no limit.

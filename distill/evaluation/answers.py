@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 
+from distill.data.formats import GSM8K_FINAL_RE
 from distill.reasoning import THINK_CLOSE, split_response
 
 # A plain number: optional sign, digits with optional thousands groups, optional decimals.
@@ -37,7 +38,6 @@ _ANSWER_PHRASE_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _BRACE_TOKEN_RE = re.compile(r"\\boxed\{|[{}]")
-_HASHES_RE = re.compile(r"####\s*([^\n]+)")
 # Where a phrase answer ends: sentence punctuation followed by a space or the end, ";",
 # a ", " clause break (but not the comma inside 1,234) or a newline.
 _PHRASE_END_RE = re.compile(r"[.!?](?=\s|$)|;|,(?=\s)|\n")
@@ -146,7 +146,7 @@ def _answer_in(text: str) -> str | None:
     for content in reversed(_boxed_contents(text)):
         if (answer := _exact_answer(content)) is not None:
             return answer
-    for match in reversed(list(_HASHES_RE.finditer(text))):
+    for match in reversed(list(GSM8K_FINAL_RE.finditer(text))):
         if (answer := _phrase_answer(match.group(1))) is not None:
             return answer
     for match in reversed(list(_ANSWER_PHRASE_RE.finditer(text))):

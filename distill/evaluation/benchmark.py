@@ -1,8 +1,10 @@
 """Base and SFT on one suite: every problem answered ``num_samples`` times by each, graded, summarized.
 
-Problems go through the engine in chunks; each finished chunk is appended to
-``benchmarks/NAME.jsonl`` in the run folder, so a job that stops (cancelled, worker lost, engine
-down) keeps what it finished and a rerun with the same settings continues from there.
+All the suite's problems go to the engine in one call (the ``hf`` engine's rolling batch keeps
+``eval_batch_size`` rows in flight; the ``openai`` engine keeps its requests in flight); each problem
+is graded and appended to ``benchmarks/NAME.jsonl`` in the run folder the moment its last answer
+exists, and progress moves with it. A job that stops (cancelled, worker lost, engine down) keeps
+every problem it finished, and a rerun with the same settings asks only the others.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from distill.evaluation.stats import (
     pass_at_k_table,
 )
 from distill.evaluation.suites import Problem, Suite
-from distill.generation.engine import BASE, SFT, Engine, Prompt, Sampling
+from distill.generation.engine import BASE, SFT, Engine, EngineError, Generation, Prompt, Sampling
 
 log = logging.getLogger("distill")
 MODELS = (BASE, SFT)
-LOG_EVERY_S = 10.0  # a progress line at most this often (and at each suite's end): small chunks would spam the log
+LOG_EVERY_S = 10.0  # a progress line at most this often (and at each suite's end): one per problem would spam the log
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,6 @@ class BenchmarkSettings:
     max_new_tokens: int = 256
     max_thinking_tokens: int | None = None
     seed: int = 42
-    chunk_rows: int = 64  # rows (problems x samples x 2 models) per engine call
 
     def sampling(self, problem_index: int, sample_index: int) -> Sampling:
         # Base and SFT share a seed per (problem, sample): paired samples, less noise in the difference.
@@ -49,9 +50,7 @@ class BenchmarkSettings:
 
     def identity(self) -> dict[str, Any]:
         """What must match for stored answers to be reused."""
-        out = asdict(self)
-        out.pop("chunk_rows")
-        return out
+        return asdict(self)
 
 
 def _system(problem: Problem, system: str | None) -> str | None:
@@ -84,26 +83,26 @@ class ProblemLog:
                 self.records[r["id"]] = r
 
 
-def _answer_chunk(engine: Engine, suite: Suite, chunk: list[tuple[int, Problem]], settings: BenchmarkSettings,
-                  system: str | None, should_cancel: Callable[[], bool] | None) -> list[dict[str, Any]]:
-    n = settings.num_samples
-    prompts = [Prompt(model=m, messages=_messages(p, system), sampling=settings.sampling(i, k))
-               for i, p in chunk for k in range(n) for m in MODELS]
-    gens = engine.generate(prompts, should_cancel=should_cancel, desc=f"{suite.name}")
-    golds = [p.answer for _, p in chunk for _ in range(n) for _ in MODELS]
-    grades = grade_many([(g.text, gold, suite.grader) for g, gold in zip(gens, golds, strict=True)])
-    records = []
-    for j, (i, p) in enumerate(chunk):
-        rec: dict[str, Any] = {"id": p.id, "index": i, "prompt": p.prompt, "system": _system(p, system),
-                               "gold": p.answer, BASE: [], SFT: []}
-        for k in range(n):
-            for mi, m in enumerate(MODELS):
-                r = (j * n + k) * 2 + mi
-                g, gr = gens[r], grades[r]
-                rec[m].append({"text": g.text, "extracted": gr.extracted, "key": gr.key, "correct": gr.correct,
-                               **sample_diagnostics(g)})
-        records.append(rec)
-    return records
+class EvaluationFailed(EngineError):
+    """Some problems got no answer (their requests failed); the others are kept."""
+
+
+def _prompts(problem: Problem, index: int, settings: BenchmarkSettings, system: str | None) -> list[Prompt]:
+    """The problem's rows: each sample by base, then by SFT."""
+    return [Prompt(model=m, messages=_messages(problem, system), sampling=settings.sampling(index, k))
+            for k in range(settings.num_samples) for m in MODELS]
+
+
+def _record(suite: Suite, index: int, problem: Problem, gens: list[Generation], system: str | None
+            ) -> dict[str, Any]:
+    """One problem's line: its answers (in the order of ``_prompts``), graded."""
+    grades = grade_many([(g.text, problem.answer, suite.grader) for g in gens])
+    rec: dict[str, Any] = {"id": problem.id, "index": index, "prompt": problem.prompt,
+                           "system": _system(problem, system), "gold": problem.answer, BASE: [], SFT: []}
+    for r, (g, gr) in enumerate(zip(gens, grades, strict=True)):
+        rec[MODELS[r % len(MODELS)]].append({"text": g.text, "extracted": gr.extracted, "key": gr.key,
+                                             "correct": gr.correct, **sample_diagnostics(g)})
+    return rec
 
 
 def _model_summary(records: list[dict[str, Any]], model: str, n: int, seed: int) -> dict[str, Any]:
@@ -157,15 +156,46 @@ def run_suite(engine: Engine, suite: Suite, settings: BenchmarkSettings, folder:
                  len(suite.problems))
     if on_progress is not None:  # where this suite starts: the clock of an ETA starts here
         on_progress(suite.name, len(suite.problems) - len(todo), len(suite.problems))
-    per_chunk = max(1, settings.chunk_rows // (2 * settings.num_samples))
-    logged = time.monotonic()
-    for start in range(0, len(todo), per_chunk):
-        store.add(_answer_chunk(engine, suite, todo[start:start + per_chunk], settings, system, should_cancel))
-        done = [store.records[p.id] for p in suite.problems if p.id in store.records]
-        if time.monotonic() - logged >= LOG_EVERY_S or start + per_chunk >= len(todo):
-            _log_progress(suite, done, settings.num_samples)
-            logged = time.monotonic()
-        if on_progress is not None:
-            on_progress(suite.name, len(done), len(suite.problems))
+    _answer(engine, suite, todo, settings, system, store, should_cancel, on_progress)
     records = [store.records[p.id] for p in suite.problems]
     return summarize_suite(suite, records, settings), records
+
+
+def _answer(engine: Engine, suite: Suite, todo: list[tuple[int, Problem]], settings: BenchmarkSettings,
+            system: str | None, store: ProblemLog, should_cancel: Callable[[], bool] | None,
+            on_progress: Callable[[str, int, int], None] | None) -> None:
+    """Every problem of ``todo`` through the engine in one call; each is graded and stored as soon as its answers
+    are all there. Problems whose requests failed are left out (a rerun asks them again) and named at the end."""
+    if not todo:
+        return
+    rows = 2 * settings.num_samples
+    prompts = [q for i, p in todo for q in _prompts(p, i, settings, system)]
+    answers: list[list[Generation | None]] = [[None] * rows for _ in todo]
+    failures: list[str] = []
+    answered = [0]
+    logged = time.monotonic()
+
+    def on_result(r: int, gen: Generation) -> None:
+        nonlocal logged
+        j = r // rows
+        answers[j][r % rows] = gen
+        if any(g is None for g in answers[j]):
+            return
+        index, problem = todo[j]
+        errors = [g.error for g in answers[j] if g.error]
+        if errors:
+            failures.append(f"problem {problem.id!r}: {errors[0]}")
+            return
+        store.add([_record(suite, index, problem, answers[j], system)])
+        answered[0] += 1
+        if time.monotonic() - logged >= LOG_EVERY_S or answered[0] == len(todo):
+            _log_progress(suite, [store.records[p.id] for p in suite.problems if p.id in store.records],
+                          settings.num_samples)
+            logged = time.monotonic()
+        if on_progress is not None:
+            on_progress(suite.name, len(suite.problems) - len(todo) + answered[0], len(suite.problems))
+
+    engine.generate(prompts, should_cancel=should_cancel, desc=suite.name, on_result=on_result)
+    if failures:
+        raise EvaluationFailed(f"{suite.name}: {len(failures)} of {len(todo)} problems got no answer (first: "
+                               f"{failures[0]}); the other answers are kept, and a rerun asks only these")

@@ -28,8 +28,7 @@ log = logging.getLogger("distill")
 def benchmark_settings(config: RunConfig) -> BenchmarkSettings:
     return BenchmarkSettings(num_samples=config.num_samples, temperature=config.sampling_temperature,
                              top_p=config.sampling_top_p, max_new_tokens=config.max_new_tokens,
-                             max_thinking_tokens=config.max_thinking_tokens, seed=config.seed,
-                             chunk_rows=config.eval_batch_size)
+                             max_thinking_tokens=config.max_thinking_tokens, seed=config.seed)
 
 
 def _legacy_side(sample: dict[str, Any], gold: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from distill.data.formats import GSM8K_FINAL_RE, gsm8k_final
 from distill.evaluation.answers import answers_match, extract_answer
 from distill.reasoning import answer_text
 
@@ -25,7 +26,6 @@ GRADERS = ("math", "number", "choice")
 TIMEOUT_S = 5  # math-verify's per-parse and per-comparison limit
 
 _DELIMITED = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")  # an unescaped $, \boxed, \( or \[
-_HASHES = re.compile(r"####[ \t]*([^\n]+)")
 # "Answer: B", "the answer is (B)", "**Answer:** $B$"; a bare lower-case letter must end the line ("the answer is a
 # bit ..." is prose). Then \boxed{B}; then a last "(B)" / "B)" or a line holding only a capital letter.
 _CHOICE_PATTERNS = (
@@ -89,11 +89,11 @@ def _grade_math(answer: str, gold: str) -> Grade:
 
     if not answer:
         return Grade(None, gold, False, None)
-    gold_text = gold.rpartition("####")[2].strip() if "####" in gold else gold.strip()
+    gold_text = gsm8k_final(gold)
     if not _DELIMITED.search(gold_text):  # plain LaTeX ("\\frac{1}{2}", "\\$18"): give it math delimiters
         gold_text = f"${gold_text}$"
     # A GSM8K-style "#### 42" line counts like \boxed{42}.
-    answer = _HASHES.sub(lambda m: "\\boxed{" + m.group(1).strip() + "}", answer)
+    answer = GSM8K_FINAL_RE.sub(lambda m: "\\boxed{" + m.group(1).strip() + "}", answer)
     config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
     try:
         gold_parsed = list(_parsed_gold(gold_text))
@@ -109,7 +109,7 @@ def _grade_math(answer: str, gold: str) -> Grade:
 
 def _grade_number(answer: str, gold: str) -> Grade:
     extracted = extract_answer(answer) if answer else None
-    gold_value = gold.rpartition("####")[2].strip() if "####" in gold else gold.strip()
+    gold_value = gsm8k_final(gold)
     return Grade(extracted, gold, answers_match(extracted, gold_value), extracted)
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from distill.data.formats import final_answer_from_solution
+from distill.data.formats import GSM8K_MARK, final_answer_from_solution, gsm8k_final
 from distill.data.schema import DataFormatError
 from distill.data.sources import iter_rows
-from distill.errors import UserError
+from distill.errors import UserError, one_line
 from distill.evaluation.grading import GRADERS
-from distill.hub import one_line, unavailable_reason
+from distill.hub import unavailable_reason
 
 MATH_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 GPQA_TEMPLATE = (
@@ -229,15 +229,6 @@ def collect_problems(rows: Iterable[dict[str, Any]], build: Callable[[int, dict[
     return problems, skipped, any_row
 
 
-def suite_from_items(name: str, grader: str, source: str, items: Sequence[tuple[str, str]]) -> Suite:
-    """A suite from (question, gold) pairs with the math template, ids "0", "1", … (the pipeline's heldout)."""
-    problems = [
-        Problem(str(i), MATH_TEMPLATE.format(problem=q), str(gold), {"question": q})
-        for i, (q, gold) in enumerate(items)
-    ]
-    return Suite(name, grader, source, problems)
-
-
 def _definition(spec: SuiteSpec) -> Builtin:
     if spec.grader is not None and spec.grader not in GRADERS:
         raise SuiteError(f"benchmark {spec.name!r}: unknown grader {spec.grader!r}; use one of {', '.join(GRADERS)}")
@@ -315,8 +306,8 @@ def gold_answer(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = str(value).strip()
-    if "####" in text:
-        return text.rpartition("####")[2].strip().replace(",", "") or None
+    if GSM8K_MARK in text:
+        return gsm8k_final(text).replace(",", "") or None
     if len(text) <= _SHORT_ANSWER and "\\boxed" not in text:
         return text or None
     return final_answer_from_solution(text)
@@ -337,7 +328,7 @@ def _problem(builtin: Builtin, columns: tuple[str, str], row: dict[str, Any], in
     meta.update({c: row[c] for c in META_COLUMNS if row.get(c) is not None})
     if builtin.kind == "gsm8k":
         meta["solution"] = answer
-        answer = answer.rpartition("####")[2].strip()
+        answer = gsm8k_final(answer)
     elif builtin.kind == "custom" and builtin.grader != "choice":
         answer = gold_answer(row.get(columns[1])) or ""
     if not question or not answer:

@@ -1,16 +1,19 @@
-"""The in-process engine: transformers ``generate`` in batches, base and SFT rows side by side.
+"""The in-process engine: transformers models, base and SFT rows side by side.
 
-- Rows are grouped by model and sorted by prompt length, so a batch wastes little on padding; with
-  a PEFT model, base and SFT rows share a batch (``adapter_names``: ``"__base__"`` = adapter off).
-- Each row samples on its own (:class:`_Rows`): temperature, top-p and a seeded generator per row,
+- Rolling batch (``rolling.py``, the default where the model's cache is plain full attention): ``batch_size``
+  rows in flight, each finished row replaced at once by the next pending prompt, each result handed to
+  ``on_result`` the moment it is finished. Static batches (``rolling=False``, and models with sliding-window
+  or other caches): rows grouped by model and sorted by prompt length, each batch run with ``generate`` until
+  its longest row stops. Both give the same tokens.
+- With a PEFT model, base and SFT rows share a batch (``adapter_names``: ``"__base__"`` = adapter off).
+- Each row samples on its own (:class:`Row`): temperature, top-p and a seeded generator per row,
   so a seeded row gives the same text whatever rows share its batch, and requests with different
-  settings can share one batch (the service's rolling batch, ``rolling.py``, steps the same rows).
+  settings can share one batch.
 - Budget forcing: a row whose thought reaches ``max_thinking_tokens`` gets ``\\n</think>\\n\\n``
   forced, one token per step, and then answers.
 - Per-row stop strings, token limits and streaming of text deltas.
 
-Static batches beat transformers' continuous batching (``generate_batch``) on CPU
-(docs/benchmarks.md), so this engine uses ``generate``.
+The tokenizer is shared (the service, the trainer): it is never changed here; left padding is asked per call.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from distill.generation.engine import (
     OnResult,
     Prompt,
     Sampling,
+    failed,
 )
 from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN
 from distill.threads import ThreadTuner
@@ -54,6 +58,14 @@ def render(tokenizer: Any, prompt: Prompt) -> str:
     if prompt.continue_final:
         return tokenizer.apply_chat_template(list(prompt.messages), continue_final_message=True, tokenize=False)
     return tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True, tokenize=False)
+
+
+def left_padded(tokenizer: Any, texts: list[str], device: Any) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(input ids, attention mask, prompt lengths) of ``texts``, padded on the left, without touching the shared
+    tokenizer's ``padding_side``."""
+    enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    mask = enc["attention_mask"]
+    return enc["input_ids"].to(device), mask.to(device), mask.sum(-1).tolist()
 
 
 class Row:
@@ -220,15 +232,21 @@ class HFEngine:
     name = "hf"
 
     def __init__(self, tokenizer: Any, targets: dict[str, tuple[Any, str | None]] | None = None,
-                 batch_size: int = 64, tune_threads: bool = True, group_by_length: bool = True):
+                 batch_size: int = 64, tune_threads: bool = True, group_by_length: bool = True,
+                 rolling: bool | None = None):
+        """``rolling``: None = the rolling batch for models whose cache allows it, static batches otherwise;
+        False = static batches always (benchmarks compare the two)."""
         self.tok = tokenizer
         self.group_by_length = group_by_length
         self.targets: dict[str, tuple[Any, str | None]] = dict(targets or {})
         self.batch_size = max(1, batch_size)
         self.tune_threads = tune_threads
+        self.rolling = rolling
         self.stops = stop_token_ids(tokenizer)
         self.forced_close = tokenizer.encode(FORCED_CLOSE, add_special_tokens=False)
         self.lock = threading.RLock()
+        self._rolls: dict[int, bool] = {}  # id(model) -> its cache suits the rolling batch
+        self.stats = {"forwards": 0, "row_steps": 0}  # the rolling batch's model calls and rows decoded
 
     @classmethod
     def for_pair(cls, sft: Any, tokenizer: Any, base: Any | None = None, adapter: str = "default",
@@ -244,41 +262,111 @@ class HFEngine:
     def close(self) -> None:
         self.targets.clear()
 
+    def rolls(self, model: Any) -> bool:
+        """Whether ``model``'s prompts go through the rolling batch."""
+        if self.rolling is False:
+            return False
+        if id(model) not in self._rolls:
+            from distill.generation.rolling import RollingBatch
+
+            self._rolls[id(model)] = RollingBatch.supports(model, self.tok)
+        return self._rolls[id(model)]
+
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
                  should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
                  stop_row: Callable[[int], bool] | None = None, on_result: OnResult | None = None) -> list[Generation]:
         """``stop_row(i)``: prompt i's caller went away; its row stops (the others go on). ``on_result`` gets each
-        row when its batch ends."""
+        row as soon as it is finished (in the rolling batch) or when its batch ends (static batches); with it, a
+        row that fails alone (its prefill: e.g. a prompt longer than the model's context) is a Generation with
+        ``error`` and the others go on."""
         unknown = sorted({p.model for p in prompts} - set(self.targets))
         if unknown:
             raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
         texts = [render(self.tok, p) for p in prompts]
         lengths = [len(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
         out: list[Generation | None] = [None] * len(prompts)
+
+        def finished(i: int, g: Generation) -> None:
+            out[i] = g
+            if on_result is not None:
+                on_result(i, g)
+
         with self.lock:
-            batches = self._batches(prompts, lengths)
-            for idx in tqdm(batches, desc=desc, unit="batch", disable=len(batches) < 2):
-                if should_cancel is not None and should_cancel():
-                    raise GenerationCancelled()
-                gens = self._generate_batch([prompts[i] for i in idx], [texts[i] for i in idx],
-                                            [lengths[i] for i in idx], idx, on_delta, should_cancel, stop_row)
-                for i, g in zip(idx, gens, strict=True):
-                    out[i] = g
-                    if on_result is not None:
-                        on_result(i, g)
+            for idx in self._groups(prompts):
+                model = self.targets[prompts[idx[0]].model][0]
+                if self.rolls(model):
+                    self._roll(model, [(i, prompts[i]) for i in idx], max(lengths[i] for i in idx), on_delta,
+                               should_cancel, stop_row, finished, on_result is not None, desc)
+                    continue
+                batches = self._batches(idx, lengths)
+                for b in tqdm(batches, desc=desc, unit="batch", disable=len(batches) < 2):
+                    if should_cancel is not None and should_cancel():
+                        raise GenerationCancelled()
+                    gens = self._generate_batch([prompts[i] for i in b], [texts[i] for i in b],
+                                                [lengths[i] for i in b], b, on_delta, should_cancel, stop_row)
+                    for i, g in zip(b, gens, strict=True):
+                        finished(i, g)
         return [g for g in out if g is not None]
 
-    def _batches(self, prompts: Sequence[Prompt], lengths: list[int]) -> list[list[int]]:
-        """Prompt indices per batch: one model per batch (a PEFT model serves all its adapters), by length."""
+    def _groups(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Prompt indices per model object, in order (a PEFT model serves all its adapters and its base)."""
         groups: dict[int, list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault(id(self.targets[p.model][0]), []).append(i)
-        batches = []
-        for idx in groups.values():
-            if self.group_by_length:
-                idx.sort(key=lambda i: lengths[i])
-            batches += [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
-        return batches
+        return list(groups.values())
+
+    def _roll(self, model: Any, todo: list[tuple[int, Prompt]], columns: int, on_delta: OnDelta | None,
+              should_cancel: Callable[[], bool] | None, stop_row: Callable[[int], bool] | None,
+              finished: OnResult, keep_going: bool, desc: str) -> None:
+        """``todo`` through one rolling batch: ``batch_size`` rows in flight; all rows that join at one step are
+        prefilled in one forward. A row that fails alone ends as a failed Generation (``keep_going``) or raises."""
+        from distill.generation.rolling import Entry, RollingBatch
+
+        batch, pending, errors = RollingBatch(self, columns=columns), list(reversed(todo)), []
+        tuner = ThreadTuner.for_device(next(model.parameters()).device) if self.tune_threads else None
+
+        def entry(i: int, prompt: Prompt) -> Entry:
+            def done(result: Generation | BaseException) -> None:
+                if isinstance(result, BaseException):
+                    if not keep_going:
+                        errors.append(result)
+                        return
+                    result = failed(str(result))
+                progress.update(1)
+                finished(i, result)
+
+            return Entry(prompt, on_delta=(lambda d: on_delta(i, d)) if on_delta is not None else None,
+                         stopped=(lambda: stop_row(i)) if stop_row is not None else (lambda: False), on_done=done)
+
+        was_training = model.training
+        model.eval()
+        progress = tqdm(total=len(todo), desc=desc, unit="row", disable=len(todo) < 2 * self.batch_size)
+        try:
+            while pending or len(batch):
+                if should_cancel is not None and should_cancel():
+                    raise GenerationCancelled()
+                if tuner is not None:
+                    tuner.begin()
+                joining = [pending.pop() for _ in range(min(self.batch_size - len(batch), len(pending)))]
+                batch.add([entry(i, p) for i, p in joining])
+                if errors:
+                    raise errors[0]
+                batch.step()
+                if tuner is not None:
+                    tuner.end(1.0)
+        finally:
+            progress.close()
+            model.train(was_training)
+            if tuner is not None:
+                tuner.restore()
+            self.stats["forwards"] += batch.forwards
+            self.stats["row_steps"] += batch.row_steps
+
+    def _batches(self, idx: list[int], lengths: list[int]) -> list[list[int]]:
+        """One model's prompt indices cut into static batches, sorted by length (less padding)."""
+        if self.group_by_length:
+            idx = sorted(idx, key=lambda i: lengths[i])
+        return [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
 
     def _generate_batch(self, prompts: list[Prompt], texts: list[str], lengths: list[int], indices: list[int],
                         on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None,
@@ -286,8 +374,7 @@ class HFEngine:
         model = self.targets[prompts[0].model][0]
         adapters = [self.targets[p.model][1] for p in prompts]
         device = next(model.parameters()).device
-        self.tok.padding_side = "left"
-        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        ids, mask, _ = left_padded(self.tok, texts, device)
         rows = [Row(self.tok, p.sampling, n, t)
                 for p, t, n in zip(prompts, texts, lengths, strict=True)]
         tuner = ThreadTuner.for_device(device) if self.tune_threads else None
@@ -300,7 +387,8 @@ class HFEngine:
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
-                model.generate(**enc, generation_config=config, logits_processor=LogitsProcessorList([ctl]),
+                model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                               logits_processor=LogitsProcessorList([ctl]),
                                stopping_criteria=StoppingCriteriaList([ctl.criteria()]), **extra)
         finally:
             model.train(was_training)

@@ -205,7 +205,8 @@ class OpenAIEngine:
         if p.text is not None:
             path, made_as, chunk_as, args["prompt"] = "/completions", Completion, Completion, p.text
         else:
-            path, made_as, chunk_as, args["messages"] = "/chat/completions", ChatCompletion, ChatCompletionChunk, list(messages)
+            path, made_as, chunk_as = "/chat/completions", ChatCompletion, ChatCompletionChunk
+            args["messages"] = list(messages)
             if continue_final:
                 args.update(continue_final_message=True, add_generation_prompt=False)
         try:

@@ -3,6 +3,7 @@ routes in-process), imports nothing of the service, and turns the form into the 
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
@@ -11,22 +12,24 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from distill.config import RunConfig, build_config  # what GET /config/schema and POST /config/resolve serve
+from distill.config import build_config  # what POST /config/resolve serves
 from ui.manager import Manager, merge
 from ui.pages import launch
 from ui.pages.common import Ctx, parse_schema
 from ui_support import ROOT
 
 
+@functools.cache
 def config_schema() -> dict:
-    """GET /config/schema: RunConfig's JSON schema, each property with its group, description and default."""
-    schema = RunConfig.model_json_schema()
-    for name, prop in schema["properties"].items():
-        info = RunConfig.model_fields[name]
-        prop.setdefault("default", info.default)
-        prop.setdefault("description", info.description)
-        prop.setdefault("group", (info.json_schema_extra or {}).get("group", "other"))
-    return schema
+    """GET /config/schema, answered by the API's own route (not a copy of it)."""
+    from backend.routes.config import router
+
+    api = FastAPI()
+    api.include_router(router)
+    with TestClient(api) as http:
+        response = http.get("/config/schema")
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 PRESETS = {"seed": {"description": "seed", "config": {"model": "Qwen/Qwen2.5-0.5B", "learning_rate": 2e-5, "epochs": 3}}}

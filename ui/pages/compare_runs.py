@@ -14,6 +14,7 @@ from ui.client import ApiCallError
 from ui.manager import Manager
 from ui.pages.common import Ctx, run_choices, to_int, y_format
 from ui.pages.run_detail_view import metrics_frame
+from ui.pages.sweeps_view import diff_html
 from ui.shared import (
     Catalog,
     banner_html,
@@ -34,6 +35,8 @@ SERIES = {"loss": "Training loss", "ce": "Cross-entropy", "kl": "KL to base", "e
 METRICS = ("accuracy", "avg_quality_score", "pct_with_think_tags", "avg_steps", "avg_new_tokens")
 # The only one of METRICS with a paired test (the run's accuracy_test); the others' deltas stay uncolored.
 TESTED = {"accuracy": "accuracy_test"}
+# Vega's category10, one colour per run.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 # Up to this many distinct steps the x axis is categorical: a numeric axis over a few steps ticks at 1.2, 1.4…
 FEW_STEPS = 30
 
@@ -125,6 +128,23 @@ def compare_html(runs: Sequence[dict[str, Any]], catalog: Catalog,
             f"<tbody>{rows}</tbody></table></div>")
 
 
+def pairs_html(suites: dict[str, Any]) -> str:
+    """Per suite, every pair of runs' fine-tuned models on the same problems, Holm-corrected across the pairs."""
+    parts = []
+    for suite, block in (suites or {}).items():
+        rows = "".join(
+            f"<tr><td>{esc(c['a'])}</td><td>{esc(c['b'])}</td>"
+            f'<td class="{("ds-good" if c["delta"] > 0 else "ds-bad") if c["significant"] else "ds-neutral"}">'
+            f"{100 * c['delta']:+.1f} pp</td><td>{c['p_value']:.2g}</td><td>{c['p_holm']:.2g}</td>"
+            f"<td>{'yes' if c['significant'] else 'no: could be noise'}</td></tr>" for c in block["pairs"])
+        parts.append(f'<div class="ds-small">{esc(suite)}: fine-tuned models pair by pair on the '
+                     f"{esc(block['n_problems_compared'])} problems all answered (Holm-corrected)</div>"
+                     f'<table class="ds-table ds-pairs" data-suite="{esc(suite)}"><thead><tr><th>run A</th><th>run B'
+                     "</th><th>B − A</th><th>p</th><th>p (Holm)</th><th>different</th></tr></thead>"
+                     f"<tbody>{rows}</tbody></table>")
+    return f'<div id="cmp-pairs">{"".join(parts)}</div>' if parts else ""
+
+
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({"step": pd.Series(dtype=float), "value": pd.Series(dtype=float), "series": pd.Series(dtype=str),
                          "run": pd.Series(dtype=str)})
@@ -147,13 +167,16 @@ def integer_steps(df: pd.DataFrame, few: int = FEW_STEPS) -> pd.DataFrame:
     return df.assign(step=pd.Categorical(df["step"].map(lambda s: int(s) if pd.notna(s) else None), categories=cats))
 
 
-def _chart(df: pd.DataFrame, which: str) -> None:
-    """A line per run; points when a run has only one (a single point draws no line: one epoch's validation loss)."""
+def chart(df: pd.DataFrame, which: str, elem_id: str = "cmp-plot") -> None:
+    """A line per run; points when a run has only one (a single point draws no line: one epoch's validation loss).
+    The colours are given run by run: without a colour map a re-rendered chart keeps the colour domain of its first
+    drawing and drops the lines of runs added since."""
     title = SERIES.get(which, which)
     single = bool((df.groupby("run")["step"].count() < 2).any())
     kind = gr.ScatterPlot if single else gr.LinePlot
-    kind(value=integer_steps(df), x="step", y="value", color="run", title=title, height=340, elem_id="cmp-plot",
-         x_title="step", y_title=title, tooltip="all", y_axis_format=y_format(which))
+    kind(value=integer_steps(df), x="step", y="value", color="run", title=title, height=340, elem_id=elem_id,
+         x_title="step", y_title=title, tooltip="all", y_axis_format=y_format(which),
+         color_map={run: PALETTE[i % len(PALETTE)] for i, run in enumerate(dict.fromkeys(df["run"]))})
 
 
 # --------------------------------------------------------------------------- page
@@ -176,7 +199,7 @@ def build(ctx: Ctx, m: Manager) -> None:
             title = SERIES.get(which, which)
             gr.HTML(f'<div class="ds-muted">No {esc(title.lower())} points for the selected runs.</div>')
             return
-        _chart(df, which)
+        chart(df, which)
 
     m.add(PAGE, dict(runs=runs, refresh_btn=refresh_btn, banner=banner, table=table, series=series,
                      points_state=points_state))
@@ -207,7 +230,14 @@ def compare(ctx: Ctx, m: Manager, run_ids: list[Any]) -> dict[Any, Any]:
             continue
         runs.append(run)
         points[run_label(run)], extras[rid] = pts, extra
-    return {m["compare.table"]: compare_html(runs, ctx.catalog, extras), m["compare.points_state"]: points,
+    tests = ""
+    if len(runs) >= 2:
+        try:
+            both = ctx.api.compare_runs([r["id"] for r in runs])
+            tests = pairs_html(both.get("suites") or {}) + diff_html(both.get("diff"), both.get("defaults"), noun="run")
+        except ApiCallError as e:
+            errors.append(e.message)
+    return {m["compare.table"]: compare_html(runs, ctx.catalog, extras) + tests, m["compare.points_state"]: points,
             m["compare.banner"]: banner_html("; ".join(errors), "info") if errors else ""}
 
 

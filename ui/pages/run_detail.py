@@ -39,7 +39,8 @@ POLL_S = 1.5
 RECONNECT_S = 2.0
 PICK_HINT = '<div class="ds-muted">Pick a run above, or launch one.</div>'
 LIVE = ("queued", "running")  # what Cancel accepts
-RESUMABLE = ("failed", "cancelled")  # what the API's resume accepts (backend/services/runs.py: resume)
+RESUMABLE = ("failed", "cancelled")  # the statuses the API's resume accepts (backend/services/runs.py: resume)
+RESUME_LABEL, NO_RESUME_LABEL = "↻ Resume", "↻ Resume: no checkpoint yet"
 CONFIRM_CANCEL_JS = """(run) => [confirm('Cancel run #' + run + '? It stops within a few seconds; '
   + 'a cancelled run can be resumed later.') ? run : null]"""
 NO_EVAL_GENERATE = "No evaluation: a trace generation (mode generate) writes a dataset; it trains no model."
@@ -86,7 +87,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                 # Disabled until a run is shown; then enabled by its state (button_updates).
                 e["cancel_btn"] = gr.Button("■ Cancel", variant="stop", size="sm", min_width=80, elem_id="run-cancel",
                                             interactive=False)
-                e["resume_btn"] = gr.Button("↻ Resume", size="sm", min_width=80, elem_id="run-resume",
+                e["resume_btn"] = gr.Button(RESUME_LABEL, size="sm", min_width=80, elem_id="run-resume",
                                             interactive=False)
             with gr.Row(elem_classes=["ds-btn-row"]):
                 e["clone_btn"] = gr.Button("✎ Clone into form", size="sm", min_width=120, elem_id="run-clone")
@@ -111,7 +112,7 @@ def build(ctx: Ctx, m: Manager) -> None:
                             value=plot_frame([], series), x="step", y="value",
                             color="series" if len(series) > 1 else None, title=title, height=230, min_width=240,
                             x_title="step", y_title=title, elem_id=f"plot-{series[0]}", tooltip="all",
-                            y_axis_format=y_format(series[0]),
+                            y_axis_format=y_format(series[0]), x_bin=1, x_axis_format="d",
                         )
     e["plots_box"] = plots_box
     gr.Markdown("### Benchmarks: base vs SFT on the same problems, pass@1 with its 95 % interval")
@@ -213,8 +214,17 @@ def button_updates(m: Manager, run: dict[str, Any]) -> dict[Any, Any]:
     """Cancel, Resume and Prompt enabled only when the API would accept them (else they answer 409)."""
     p, status = m.page(PAGE), run.get("status")
     return {p["cancel_btn"]: gr.update(interactive=status in LIVE),
-            p["resume_btn"]: gr.update(interactive=status in RESUMABLE),
+            p["resume_btn"]: resume_update(run),
             p["playground_btn"]: gr.update(visible=not _generates_only(run), interactive=has_model(run))}
+
+
+def resume_update(run: dict[str, Any]) -> dict[str, Any]:
+    """Resume enabled only when the API says the run is ``resumable`` (its rule: backend/services/runs.py:
+    resume_refusal). A stopped run with nothing to resume from says so on the button (Gradio buttons have no
+    tooltip): a run stopped before its first checkpoint has to be launched again (Clone)."""
+    ok = bool(run.get("resumable"))
+    stopped_early = run.get("status") in RESUMABLE and not ok
+    return gr.update(interactive=ok, value=NO_RESUME_LABEL if stopped_early else RESUME_LABEL)
 
 
 def model_run_id(ctx: Ctx, run_id: Any) -> int | None:
@@ -378,6 +388,7 @@ def _artifacts(ctx: Ctx, m: Manager, run_id: int, state: dict[str, Any], ask: bo
         items = []
     out: dict[Any, Any] = {}
     html = artifacts_html(items, ctx.artifact_link_base(run_id))
+    html += _exports(ctx, run_id)
     if state["shown"].get("artifacts") != html:
         out[p["artifacts"]] = state["shown"]["artifacts"] = html
     names = [a.get("name") for a in items]
@@ -387,6 +398,18 @@ def _artifacts(ctx: Ctx, m: Manager, run_id: int, state: dict[str, Any], ask: bo
     return out
 
 
+def _exports(ctx: Ctx, run_id: int) -> str:
+    """The Export panel (ui/pages/exports_view.py), shown with the artifacts."""
+    from ui.pages.exports_view import exports_html
+
+    try:
+        items = ctx.api.list_exports(run_id)
+    except ApiCallError:
+        items = []
+    link = ctx.artifact_link_base(run_id)
+    return exports_html(items, link.rsplit("/runs/", 1)[0] if link else None)
+
+
 def empty(m: Manager) -> dict[Any, Any]:
     p = m.page(PAGE)
     blank = ("banner", "failure", "parent", "bench_results", "jobs", "bench_note", "eval_table", "by_set", "samples",
@@ -394,7 +417,8 @@ def empty(m: Manager) -> dict[Any, Any]:
     return {**{p[k]: "" for k in blank}, p["progress"]: PICK_HINT, **_plots(m, []),
             p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {},
             p["plots_box"]: gr.update(visible=True), p["playground_btn"]: gr.update(visible=True, interactive=False),
-            p["cancel_btn"]: gr.update(interactive=False), p["resume_btn"]: gr.update(interactive=False),
+            p["cancel_btn"]: gr.update(interactive=False),
+            p["resume_btn"]: gr.update(interactive=False, value=RESUME_LABEL),
             p["bench_suites"]: ""}
 
 

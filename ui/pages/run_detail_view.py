@@ -87,12 +87,35 @@ def traces_link_html(run: dict[str, Any]) -> str:
             f"Open its traces, verdicts and funnel on the Traces page →</a> {esc(what)}</div>")
 
 
+def tracking_html(run: dict[str, Any]) -> str:
+    """Where --report_to sent the run (``tracking`` of ``GET /runs/{id}``): each tracker's run, with the command that
+    opens it and, for MLflow, the run's address in that UI (``mlflow ui`` serves at 127.0.0.1:5000)."""
+    trackers = (run.get("tracking") or {}).get("trackers") or {}
+    items = []
+    for name, i in trackers.items():
+        if name == "trackio":
+            how = (f'run {esc(i.get("run"))}: <code>TRACKIO_DIR={esc(i.get("dir"))} trackio show '
+                   f'--project {esc(i.get("project"))}</code>')
+        elif name == "mlflow":
+            url = f'http://127.0.0.1:5000/#/experiments/{esc(i.get("experiment_id"))}/runs/{esc(i.get("run_id"))}'
+            how = (f'<a href="{url}" target="_blank" rel="noopener">run {esc(i.get("run_id"))}</a> after '
+                   f'<code>mlflow ui --backend-store-uri {esc(i.get("tracking_uri"))}</code>')
+        elif name == "tensorboard":
+            how = f'<code>tensorboard --logdir {esc(i.get("logdir"))}</code>'
+        else:
+            how = (f'{esc(i.get("mode"))} run {esc(i.get("id"))} in {esc(i.get("dir"))} '
+                   "(<code>wandb sync</code> uploads)")
+        items.append(f"<li><b>{esc(name)}</b>: {how}</li>")
+    return f'<div class="ds-banner ds-banner-info" id="run-tracking">Tracked in:<ul>{"".join(items)}</ul></div>' \
+        if items else ""
+
+
 def parent_html(run: dict[str, Any]) -> str:
     """For a benchmark job: which run's models it measures (a link to that run); for a trace generation, a link to
-    its Traces page."""
+    its Traces page; where the run is tracked (``tracking_html``)."""
     pid = run.get("parent_id")
     if not pid:
-        return traces_link_html(run)
+        return traces_link_html(run) + tracking_html(run)
     return (f'<div class="ds-banner ds-banner-info">ℹ Benchmark job of '
             f'<a href="?run={int(pid)}" data-open="run" data-run="{int(pid)}">run #{int(pid)}</a>: it measures that '
             "run's base and SFT models; its results show on that run's page and on the Benchmarks page.</div>")
