@@ -12,6 +12,7 @@ from distill.data.sources import load_examples
 from distill.generation.cache import BaseAnswerCache, CachingEngine
 from distill.generation.engine import Prompt, Sampling
 from distill.generation.hf import HFEngine
+from recording_engine import RecordingEngine
 
 
 @pytest.fixture(scope="module")
@@ -26,38 +27,21 @@ def _prompts(n: int = 3, **sampling) -> list[Prompt]:
             for e in examples for m in ("base", "sft")]
 
 
-class Counting:
-    """Counts the prompts that reach the engine (the engine itself is real)."""
-
-    def __init__(self, engine: HFEngine):
-        self.engine, self.name, self.asked = engine, engine.name, []
-
-    def generate(self, prompts, **kw):
-        self.asked += [p.model for p in prompts]
-        return self.engine.generate(prompts, **kw)
-
-    def models(self):
-        return self.engine.models()
-
-    def close(self):
-        pass
-
-
 def test_a_second_run_reads_the_base_answers_and_asks_the_fine_tuned_model(engine, tmp_path):
     prompts = _prompts()
     identity = {"base": "tiny-random", "engine": "hf"}
-    first = Counting(engine)
+    first = RecordingEngine(engine)
     got_first = CachingEngine(first, BaseAnswerCache(tmp_path, identity)).generate(prompts)
-    assert first.asked == ["base", "sft"] * 3
-    second = Counting(engine)
+    assert [p.model for p in first.prompts] == ["base", "sft"] * 3
+    second = RecordingEngine(engine)
     cache = BaseAnswerCache(tmp_path, identity)  # a new run: reads the file
     results = {}
     got_second = CachingEngine(second, cache).generate(prompts, on_result=lambda i, g: results.setdefault(i, g))
-    assert second.asked == ["sft"] * 3 and cache.hits == 3
+    assert [p.model for p in second.prompts] == ["sft"] * 3 and cache.hits == 3
     assert [g.text for g in got_second] == [g.text for g in got_first]  # greedy: the same answers
     assert sorted(results) == list(range(6)) and results[0].text == got_first[0].text
 
-    other = Counting(engine)  # another sampling setting, or another base model: asked again
+    other = RecordingEngine(engine)  # another sampling setting, or another base model: asked again
     CachingEngine(other, BaseAnswerCache(tmp_path, identity)).generate(_prompts(temperature=0.7, seed=1))
     CachingEngine(other, BaseAnswerCache(tmp_path, {**identity, "base": "another"})).generate(prompts)
-    assert other.asked == ["base", "sft"] * 6
+    assert [p.model for p in other.prompts] == ["base", "sft"] * 6

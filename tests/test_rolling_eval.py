@@ -19,6 +19,7 @@ from distill.evaluation.suites import Problem, Suite
 from distill.generation.engine import EngineError, GenerationCancelled, Prompt, Sampling
 from distill.generation.hf import HFEngine, render
 from distill.generation.remote import OpenAIEngine
+from recording_engine import RecordingEngine
 
 SUITE = Suite("sums", "math", "test", [Problem(f"p{i}", f"What is {i} plus {3 * i}? Explain.", str(4 * i))
                                        for i in range(7)])
@@ -32,17 +33,6 @@ def rolling(random_lora_model, tiny_tokenizer) -> HFEngine:
 @pytest.fixture(scope="module")
 def static(random_lora_model, tiny_tokenizer) -> HFEngine:
     return HFEngine.for_pair(random_lora_model, tiny_tokenizer, batch_size=4, tune_threads=False, rolling=False)
-
-
-class Asked:
-    """The real engine, with the prompts it was asked recorded."""
-
-    def __init__(self, engine):
-        self.engine, self.name, self.prompts = engine, engine.name, []
-
-    def generate(self, prompts, **kw):
-        self.prompts += list(prompts)
-        return self.engine.generate(prompts, **kw)
 
 
 def _answers(records: list[dict]) -> list[tuple]:
@@ -109,7 +99,7 @@ def test_a_cancelled_suite_resumes_asking_only_the_unfinished_problems(rolling, 
                   should_cancel=lambda: bool(done) and done[-1] >= 3)
     kept = {r["id"] for r in _lines(tmp_path / "sums.jsonl")}
     assert 3 <= len(kept) < len(SUITE.problems)
-    asked = Asked(rolling)
+    asked = RecordingEngine(rolling)
     _, records = run_suite(asked, SUITE, settings, tmp_path)
     unfinished = [p for p in SUITE.problems if p.id not in kept]
     assert len(asked.prompts) == 2 * len(unfinished)

@@ -4,6 +4,7 @@ written as ``sweep.json`` and ``sweep.md``."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ DIAGNOSTICS = ("think_closed_pct", "looping_pct", "truncated_pct", "tokens_p50")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A run's JSON file, parsed once per version of it: the table and the verdict read the same files, and the
+    dashboard asks for them every few seconds while a sweep runs."""
+    return _parsed(path, path.stat().st_mtime_ns) if path.is_file() else None
+
+
+@lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int) -> dict[str, Any]:
+    return json.loads(path.read_text())
 
 
 def objective_of(spec_objective: str | None, suites: list[str]) -> tuple[str, str]:
