@@ -38,11 +38,13 @@ from backend.routes import (
 )
 from backend.services.datasets import DatasetService
 from backend.services.dispatch import Dispatcher
+from backend.services.exports import ExportService
 from backend.services.maintenance import MaintenanceLoop
 from backend.services.runs import RunService
-from backend.services.serving import ModelServer
+from backend.services.serving import model_server
 from backend.services.sweeps import SweepService
 from backend.store import Store
+from backend.trackio_mount import mount_trackio
 
 log = logging.getLogger("distill.service")
 API_PREFIX = "/api/v1"
@@ -55,12 +57,12 @@ def build_services(settings: Settings) -> Services:
     dispatcher = Dispatcher(settings)
     runs = RunService(settings, sessions, dispatcher)
     sweeps = SweepService(settings, sessions, runs)
-    maintenance = MaintenanceLoop(settings, store, dispatcher, also=(sweeps.advance_all,))
+    exports = ExportService(settings, sessions, dispatcher)  # export jobs: lost ones failed, unsent ones sent
+    maintenance = MaintenanceLoop(settings, store, dispatcher, also=(sweeps.advance_all, exports.maintain))
     return Services(
         settings=settings, store=store, sessions=sessions, dispatcher=dispatcher, runs=runs, sweeps=sweeps,
         datasets=DatasetService(settings, sessions),
-        serving=ModelServer(max_adapters=settings.max_adapters, max_batch_rows=settings.max_batch_rows,
-                            max_pending=settings.max_pending_rows),
+        serving=model_server(settings),
         maintenance=maintenance,
     )
 
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     api.include_router(protected)
     app.include_router(api)
     app.include_router(openai_api.router, dependencies=[Depends(require_token)])
+    mount_trackio(app, settings.home, settings.api_token)  # trackio's own dashboard, built on its first request
     return app
 
 

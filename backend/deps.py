@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,13 +33,16 @@ class Services:
     sweeps: SweepService
 
 
-# The dependencies are coroutines: they do no I/O (a Session connects on first use, in the
-# endpoint's worker thread), and a plain ``def`` dependency would cost a thread hop per request.
+# ``services`` and ``require_token`` are coroutines: they do no I/O, and a plain ``def`` dependency would cost
+# a thread hop per request.
 async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def session(svc: Services = Depends(services)) -> Any:
+def session(svc: Services = Depends(services)) -> Iterator[Session]:
+    """A database session for a (sync) route. A plain ``def``: FastAPI runs it, and its ``close()`` (which returns
+    the connection to the pool, rolling back on the wire), in the thread pool, never on the event loop, which a
+    slow database would otherwise hold up for every stream."""
     s = svc.sessions()
     try:
         yield s

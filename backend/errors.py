@@ -1,5 +1,6 @@
 """Errors the services raise and how the API answers them: ``{"detail": "one line"}``, or FastAPI's
-422 list shape (``loc`` naming the field) for a bad field in a request body."""
+422 list shape (``loc`` naming the field) for a bad field in a request body. The core's serving errors
+(``distill.generation.server``) carry no HTTP: they are mapped to status codes here (``as_api_error``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from distill.generation import server as serving
 
 
 class ApiError(Exception):
@@ -37,6 +40,26 @@ class TooLarge(ApiError):
 
 class Unavailable(ApiError):
     status_code = 503
+
+
+class Busy(ApiError):
+    status_code = 429
+    retry_after_s = 1
+
+
+# The core's serving errors, most specific first: the API error each is answered as.
+_SERVING_ERRORS: tuple[tuple[type[serving.ServingError], type[ApiError]], ...] = (
+    (serving.ModelNotFound, NotFound), (serving.Busy, Busy), (serving.ModelUnavailable, Unavailable),
+    (serving.ServingError, ApiError))
+
+
+def as_api_error(exc: serving.ServingError) -> ApiError:
+    """A serving error as the API answers it: the same one-line message, the status its kind has."""
+    kind = next(api for domain, api in _SERVING_ERRORS if isinstance(exc, domain))
+    api = kind(str(exc))
+    if hasattr(exc, "retry_after_s"):
+        api.retry_after_s = exc.retry_after_s
+    return api
 
 
 class FieldError(ApiError):
@@ -81,6 +104,14 @@ def _retry_after(exc: ApiError) -> dict[str, str] | None:
     return {"Retry-After": str(getattr(exc, "retry_after_s", 1))} if exc.status_code in (429, 503) else None
 
 
+def _api_response(request: Request, exc: ApiError) -> JSONResponse:
+    if _openai_path(request):
+        code = "model_not_found" if isinstance(exc, NotFound) and "model" in exc.detail else None
+        return openai_error(exc.status_code, exc.detail, param="model" if code else None, code=code,
+                            headers=_retry_after(exc))
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=_retry_after(exc))
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(FieldError)
     async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
@@ -90,11 +121,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if _openai_path(request):
-            code = "model_not_found" if isinstance(exc, NotFound) and "model" in exc.detail else None
-            return openai_error(exc.status_code, exc.detail, param="model" if code else None, code=code,
-                                headers=_retry_after(exc))
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=_retry_after(exc))
+        return _api_response(request, exc)
+
+    @app.exception_handler(serving.ServingError)
+    async def _serving_error(request: Request, exc: serving.ServingError) -> JSONResponse:
+        return _api_response(request, as_api_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -122,7 +122,8 @@ class BenchmarkRequest(BaseModel):
     max_thinking_tokens: int | None = Field(None, ge=1, le=131_072)
     eval_batch_size: int | None = Field(None, gt=0, le=4096)
     seed: int | None = None
-    engine: Literal["hf", "openai"] | None = Field(None, description="Default: a worker's engine that serves the run, else hf")
+    engine: Literal["hf", "openai", "llamacpp"] | None = Field(
+        None, description="Default: a worker's engine that serves the run, else hf")
     engine_url: str | None = None
     engine_base_model: str | None = None
     engine_sft_model: str | None = None
@@ -302,3 +303,50 @@ class SweepOut(BaseModel):
 
 class SweepList(BaseModel):
     items: list[SweepOut]
+
+
+class ExportJobRequest(BaseModel):
+    """``POST /runs/{id}/exports``: what ``distill export`` takes. The Hub token is the workers' ``HF_TOKEN``; it is
+    never part of a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["gguf", "ollama", "hub"] = Field(description="gguf: llama.cpp files; ollama: a GGUF and its "
+                                                 "Modelfile; hub: upload to the Hugging Face Hub")
+    quants: list[str] = Field(default_factory=list, max_length=10,
+                              description="GGUF types (f16, bf16, f32, q8_0; K-quants with llama.cpp's quantizer); "
+                                          "default f16 for gguf and ollama, none for hub")
+    repo_id: str | None = Field(None, max_length=200, description="hub: the repository, owner/name")
+    private: bool = Field(True, description="hub: create the repository private")
+    revision: str | None = Field(None, max_length=200, description="hub: the branch to commit to")
+    create_pr: bool = Field(False, description="hub: open a pull request instead of committing")
+    weights: Literal["merged", "adapter"] = Field("merged", description="hub: the merged model or the LoRA adapter")
+
+
+class ExportJobOut(BaseModel):
+    id: int
+    run_id: int
+    status: RunStatus
+    stage: str | None  # converting, quantizing, modelfile, staging, uploading
+    progress: float
+    request: dict[str, Any]
+    export: str | None  # the finished export's name (GET /runs/{id}/exports lists it)
+    error: str | None
+    cancel_requested: bool
+    worker: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    log: list[dict[str, Any]]  # {"ts", "level", "message"}, oldest first
+
+    @classmethod
+    def of(cls, job: Any) -> "ExportJobOut":
+        return cls(id=job.id, run_id=job.run_id, status=job.status, stage=job.stage, progress=job.progress or 0.0,
+                   request=job.request, export=job.export, error=job.error, cancel_requested=bool(job.cancel_requested),
+                   worker=job.worker, created_at=iso(job.created_at), started_at=iso(job.started_at),
+                   finished_at=iso(job.finished_at), log=list(job.log or []))
+
+
+class ExportsOut(BaseModel):
+    items: list[dict[str, Any]]  # finished exports, newest first, each file with its download url
+    jobs: list[ExportJobOut]  # export jobs of the run, newest first

@@ -17,6 +17,12 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from backend.config import Settings
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 WORKER_STOP_S = 60.0
@@ -73,35 +79,19 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock", "alembic", "celery", "kombu"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    from backend.config import Settings
-
-    env_settings = Settings.from_env()
-    host = args.host or env_settings.host
-    port = args.port or env_settings.port
-    settings = env_settings.with_(host=host, port=port)
-    if "DISTILL_PRELOAD_MODEL" not in os.environ:  # the first prompt should not wait for the weights
-        from distill.config import EMBEDDED_MODEL
-
-        settings = settings.with_(preload_model=EMBEDDED_MODEL)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    os.environ["DISTILL_HOME"] = str(settings.home)  # the worker child and the core agree on it
-
+    settings = server_settings(args)
     if not args.no_migrate:
         from backend.db import upgrade
 
         upgrade(settings.database_url)
-    warning = open_bind_warning(settings.api_token, host)
+    warning = open_bind_warning(settings.api_token, settings.host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-
-    import uvicorn
 
     from backend.app import create_app, mount_plugins
 
     app = create_app(settings)
     mounted = mount_plugins(app)
-
     worker = start_worker(args.gpu) if args.with_worker else None
 
     def _terminate(signum, frame):  # noqa: ANN001, ARG001
@@ -110,19 +100,47 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them afterwards: this handler
     # then turns SIGTERM into SystemExit so that the worker is stopped below.
     signal.signal(signal.SIGTERM, _terminate)
+    announce(settings, mounted, worker)
+    return serve(app, settings, worker)
+
+
+def server_settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command line's host and port; the embedded model preloaded unless
+    ``DISTILL_PRELOAD_MODEL`` says otherwise; ``DISTILL_HOME`` created and exported (the worker child and the core
+    agree on it)."""
+    from backend.config import Settings
+
+    env_settings = Settings.from_env()
+    settings = env_settings.with_(host=args.host or env_settings.host, port=args.port or env_settings.port)
+    if "DISTILL_PRELOAD_MODEL" not in os.environ:  # the first prompt should not wait for the weights
+        from distill.config import EMBEDDED_MODEL
+
+        settings = settings.with_(preload_model=EMBEDDED_MODEL)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.environ["DISTILL_HOME"] = str(settings.home)
+    return settings
+
+
+def announce(settings: Settings, mounted: list[str], worker: subprocess.Popen | None) -> None:
+    host = settings.host
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    url = f"http://{shown_host}:{port}"
+    url = f"http://{shown_host}:{settings.port}"
     print(f"distill: serving on {url}  (API docs: {url}/docs"
           f"{''.join(f'; dashboard: {url}{m}' if m.startswith('/') else f'; {m}' for m in mounted)})", flush=True)
     print(f"distill: DISTILL_HOME={settings.home}  database={settings.database_url.split('@')[-1]}  "
           f"broker={settings.broker_url.split('@')[-1]}"
           f"{'  worker pid ' + str(worker.pid) if worker else ''}", flush=True)
-    # Ctrl-C and SIGTERM are how this server is meant to stop: a clean exit (0), so that `make run` does not end
-    # in "Error 143"; anything else keeps its code.
+
+
+def serve(app: FastAPI, settings: Settings, worker: subprocess.Popen | None) -> int:
+    """uvicorn until Ctrl-C or SIGTERM, then the worker stopped. Those signals are how this server is meant to
+    stop: a clean exit (0), so that `make run` does not end in "Error 143"; anything else keeps its code."""
+    import uvicorn
+
     rc = 0
     try:
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                      timeout_graceful_shutdown=5)).run()
+        uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                      lifespan="on", timeout_graceful_shutdown=5)).run()
     except KeyboardInterrupt:
         rc = 0
     except SystemExit as e:

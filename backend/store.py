@@ -28,6 +28,7 @@ from backend.tables import (
     Worker,
     utcnow,
 )
+from distill.evaluation.results import load
 from distill.rundir import RunDir
 
 
@@ -45,8 +46,12 @@ class Claim:
 
 
 def summary_of(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What the run list shows: the per-model summaries, their deltas and each suite's block."""
-    if not evaluation or "summary" not in evaluation:
+    """What the run list shows: the per-model summaries, their deltas and each suite's block (from any version of
+    evaluation_results: ``distill.evaluation.results.load``)."""
+    if not evaluation:
+        return None
+    evaluation = load(evaluation)
+    if "summary" not in evaluation:
         return None
     summary = evaluation["summary"]
     return {"base": summary.get("base"), "sft": summary.get("sft"), "deltas": evaluation.get("deltas"),
@@ -138,6 +143,7 @@ class Store:
             if status == "succeeded":
                 values["progress"] = 1.0
             if evaluation is not None:
+                evaluation = load(evaluation)  # a file of any version is stored as the current one
                 values["summary"] = summary_of(evaluation)
             res = s.execute(update(Run).where(Run.id == claim.run_id, Run.task_id == claim.task_id,
                                               Run.status == "running").values(**values))

@@ -6,7 +6,7 @@ checks that these models and the migrations agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -119,6 +119,33 @@ class Sweep(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ExportJob(Base):
+    """``POST /runs/{id}/exports``: one export of a run's model (GGUF, Ollama, the Hub), queued for a worker. Its own
+    table, not a run: it has no run configuration, curves or evaluation, and its log is a few lines kept in the row."""
+
+    __tablename__ = "export_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # RUN_STATUSES
+    stage: Mapped[str | None] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # ExportRequest's fields (never a token)
+    log: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"ts", "level", "message"}], the last lines
+    export: Mapped[str | None] = mapped_column(String(200))  # the finished export's folder under exports/
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_export_jobs_run_id", "run_id", "id"), Index("ix_export_jobs_status", "status"))
+
+
 class LogLine(Base):
     __tablename__ = "log_lines"
 
@@ -192,6 +219,16 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     state: Mapped[str] = mapped_column(String(16), default="online")  # online | offline
+
+
+# A worker beats every 10 s (worker/main.py): one not seen for this long is gone (health, engines, healthcheck),
+# and the maintenance loop marks it offline.
+WORKER_SEEN_S = 60
+
+
+def worker_seen_since() -> datetime:
+    """The oldest ``Worker.last_seen`` of a worker that still counts as alive."""
+    return utcnow() - timedelta(seconds=WORKER_SEEN_S)
 
 
 class Meta(Base):

@@ -63,7 +63,7 @@ class RunConfig(BaseModel):
         "Pipeline mode: all = train then evaluate (with --teacher_model: generate traces first); generate = build a "
         "training set from a teacher's verified traces on the --dataset problems")
     preset: str | None = _f(None, "run", "Named preset filling the fields below (see --list_presets)")
-    name: str | None = _f(None, "run", "Run name (free text)")
+    name: str | None = _f(None, "run", "Run name (free text): the trackers' run name, in the report and model cards")
     output_dir: str | None = _f(None, "run", "Run folder; default $DISTILL_HOME/distillation/run_YYYYMMDD_HHMMSS from "
                                 "the command line, $DISTILL_HOME/runs/run_N on the service")
     seed: int = _f(42, "run", "Random seed (data shuffle, generator, init)")
@@ -111,7 +111,10 @@ class RunConfig(BaseModel):
     warmup_ratio: float = _f(0.0, "training", "Fraction of steps spent warming up the LR", ge=0.0, lt=1.0)
     weight_decay: float = _f(0.0, "training", "AdamW weight decay", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "training", "Gradient clipping norm", gt=0)
-    early_stopping_patience: int = _f(3, "training", "Stop after this many epochs without a better validation loss", ge=0, le=1000)
+    early_stopping_patience: int = _f(3, "training", "Stop after this many validation passes in a row without a better "
+                                      "validation loss (0: never)", ge=0, le=1000)
+    validations_per_epoch: int = _f(4, "training", "Validation-loss passes per epoch, each saving a checkpoint (early "
+                                    "stopping counts passes; the best one is kept)", ge=1, le=1000)
     precision: Literal["auto", "fp32", "bf16"] = _f("auto", "training", "auto: bf16 autocast where the hardware does it well (CUDA with bf16, CPUs with AMX or AVX512-BF16), else fp32")
     packing: bool = _f(True, "training", "Padding-free batches: each micro-batch's rows concatenated, no pad tokens, per-row positions and attention (no cross-row attention); --no-packing pads to the longest row")
 
@@ -154,9 +157,10 @@ class RunConfig(BaseModel):
     top_p: float | None = _f(None, "evaluation", "Nucleus sampling top-p; default 1 with --num_samples 1, else 0.95", gt=0.0, le=1.0)
 
     # --- engine ---
-    engine: Literal["hf", "openai"] = _f(
+    engine: Literal["hf", "openai", "llamacpp"] = _f(
         "hf", "engine",
-        "What generates the answers: hf (transformers in this process) or openai (an OpenAI-compatible server at "
+        "What generates the answers: hf (transformers in this process), llamacpp (GGUF files through llama.cpp on "
+        "CPU, converted once into the model cache; needs the llamacpp extra) or openai (an OpenAI-compatible server at "
         "--engine_url: vLLM, SGLang, transformers serve, llama.cpp, or this service's /v1; no local weights needed)",
     )
     engine_url: str | None = _f(None, "engine", "The server's base URL, e.g. http://127.0.0.1:8000/v1 (engine openai); "

@@ -156,50 +156,94 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
                       out_dir: Path, on_metrics: Callable[[dict], None] | None = None,
                       should_cancel: Callable[[], bool] | None = None) -> TrainOutcome:
     """Train in ``config.num_gpus`` processes; a TrainOutcome whose ``model`` is None (rank 0 saved it)."""
-    import psutil
     import torch
 
     from distill.training import TrainOutcome
 
-    n = config.num_gpus
-    cuda = torch.cuda.is_available()
+    n, cuda = config.num_gpus, torch.cuda.is_available()
+    _check_devices(n, cuda)
+    files = _write_job(config, model_path, train_rows, val_rows, out_dir)
+    cmd = launch_command(n, files.job)
+    log.info("Training in %d processes (%s): %s", n, "CUDA, nccl" if cuda else "CPU, gloo", " ".join(cmd))
+    t0 = time.perf_counter()
+    output = _RankOutput()
+    metrics = _MetricsTail(RunDir(out_dir).metrics, on_metrics)
+    # Own session: a terminal's Ctrl-C or a signal to the caller's group reaches this process only,
+    # which then stops the ranks (below) instead of torchrun tearing them down under it.
+    proc = subprocess.Popen(cmd, env=_launch_env(n, cuda), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True,
+                            preexec_fn=_die_with_parent)  # noqa: PLW1509
+    reader = threading.Thread(target=output.forward, args=(proc.stdout,), name="ddp-output", daemon=True)
+    reader.start()
+    try:
+        _supervise(proc, n, files, metrics, should_cancel)
+    finally:
+        reader.join(timeout=10)
+        metrics.poll()
+        files.rows.unlink(missing_ok=True)  # a copy of the data; job.json stays as the record
+    if proc.returncode != 0 or not files.outcome.is_file():
+        raise DistributedTrainingError(
+            f"training in {n} processes (accelerate launch) failed with exit code {proc.returncode}: "
+            f"{_last_error(output.tail) or 'no output'}")
+    done = json.loads(files.outcome.read_text())
+    log.info("Trained in %d processes: %d optimizer steps, %.1f s", done["world_size"], done["global_step"],
+             done["train_seconds"])
+    return TrainOutcome(model=None, cancelled=done["cancelled"], global_step=done["global_step"],
+                        best_checkpoint=done["best_checkpoint"], train_seconds=time.perf_counter() - t0)
+
+
+def _check_devices(n: int, cuda: bool) -> None:
+    import torch
+
     if cuda and torch.cuda.device_count() < n:
         raise DistributedTrainingError(
             f"--num_gpus {n}: only {torch.cuda.device_count()} CUDA device(s) visible here "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+
+
+def _write_job(config: RunConfig, model_path: str, train_rows: list[dict], val_rows: list[dict],
+               out_dir: Path) -> DDPFiles:
+    """``job.json`` and ``rows.json`` for the ranks; a previous attempt's cancel flag and outcome removed."""
     files = RunDir(out_dir).ddp_files
     files.root.mkdir(parents=True, exist_ok=True)
     for stale in (files.cancel, files.outcome):
         stale.unlink(missing_ok=True)
-    job = files.job
-    job.write_text(json.dumps({"config": config.to_json(), "model_path": model_path, "out_dir": str(out_dir)}, indent=2))
+    files.job.write_text(json.dumps({"config": config.to_json(), "model_path": model_path, "out_dir": str(out_dir)},
+                                    indent=2))
     files.rows.write_text(json.dumps({"train": train_rows, "val": val_rows}))
+    return files
 
+
+def _launch_env(n: int, cuda: bool) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1")
     if not cuda:  # N ranks share the cores; more threads than cores makes every rank wait on the others
         env["OMP_NUM_THREADS"] = str(max(1, _cores() // n))
-    cmd = launch_command(n, job)
-    log.info("Training in %d processes (%s): %s", n, "CUDA, nccl" if cuda else "CPU, gloo", " ".join(cmd))
+    return env
 
-    tail: collections.deque[str] = collections.deque(maxlen=200)
 
-    def forward(stream: Any) -> None:
+class _RankOutput:
+    """The ranks' output lines, forwarded to the ``distill`` logger at their own level; the last 200 kept for
+    the error message."""
+
+    def __init__(self) -> None:
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+
+    def forward(self, stream: Any) -> None:
         for raw in stream:
             line = raw.rstrip()
             if not line:
                 continue
-            tail.append(line)
+            self.tail.append(line)
             m = _LINE.match(line)
             log.log(getattr(logging, m.group(1)) if m else logging.INFO, "%s", m.group(2) if m else line)
 
-    t0 = time.perf_counter()
-    metrics = _MetricsTail(RunDir(out_dir).metrics, on_metrics)
-    # Own session: a terminal's Ctrl-C or a signal to the caller's group reaches this process only,
-    # which then stops the ranks (below) instead of torchrun tearing them down under it.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
-    reader = threading.Thread(target=forward, args=(proc.stdout,), name="ddp-output", daemon=True)
-    reader.start()
+
+def _supervise(proc: subprocess.Popen, n: int, files: DDPFiles, metrics: _MetricsTail,
+               should_cancel: Callable[[], bool] | None) -> None:
+    """Until the launcher exits: metrics forwarded, a cancel passed on (``ddp/cancel``), and the ranks terminated
+    when they do not stop within ``CANCEL_GRACE_S`` or when this raises (Ctrl-C)."""
+    import psutil
+
     cancel_at: float | None = None
     ranks: list[Any] = []
     try:
@@ -215,27 +259,14 @@ def train_distributed(config: RunConfig, model_path: str, train_rows: list[dict]
                 files.cancel.touch()
                 cancel_at = time.monotonic()
             elif cancel_at is not None and time.monotonic() - cancel_at > CANCEL_GRACE_S:
-                log.warning("Cancel: the training processes did not stop within %.0f s; terminating them", CANCEL_GRACE_S)
+                log.warning("Cancel: the training processes did not stop within %.0f s; terminating them",
+                            CANCEL_GRACE_S)
                 _terminate(proc, ranks)
                 raise RunCancelled("cancelled; the training processes were terminated (the last epoch's "
                                    "checkpoint, if any, is kept)")
     finally:
         if proc.poll() is None:  # an exception here (Ctrl-C, the cancel above): leave no rank behind
             _terminate(proc, ranks)
-        reader.join(timeout=10)
-        metrics.poll()
-        files.rows.unlink(missing_ok=True)  # a copy of the data; job.json stays as the record
-
-    outcome_file = files.outcome
-    if proc.returncode != 0 or not outcome_file.is_file():
-        raise DistributedTrainingError(
-            f"training in {n} processes (accelerate launch) failed with exit code {proc.returncode}: "
-            f"{_last_error(tail) or 'no output'}")
-    done = json.loads(outcome_file.read_text())
-    log.info("Trained in %d processes: %d optimizer steps, %.1f s", done["world_size"], done["global_step"],
-             done["train_seconds"])
-    return TrainOutcome(model=None, cancelled=done["cancelled"], global_step=done["global_step"],
-                        best_checkpoint=done["best_checkpoint"], train_seconds=time.perf_counter() - t0)
 
 
 # --- each rank ---------------------------------------------------------------------------------

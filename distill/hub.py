@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.errors import one_line  # noqa: F401 - also imported from here
+from distill.errors import one_line
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")  # owner/name, optionally :config
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")

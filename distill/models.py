@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.config import EMBEDDED_MODEL
-from distill.errors import UserError
+from distill.errors import UserError, first_line
 from distill.hub import unavailable_reason, where
 
 log = logging.getLogger("distill")
@@ -160,7 +160,7 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
             path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
         )
     except OSError as e:
-        raise ModelUnavailableError(f"model {path!r} could not be loaded: {str(e).splitlines()[0]}") from None
+        raise ModelUnavailableError(f"model {path!r} could not be loaded: {first_line(e)}") from None
 
 
 def save_model(model: Any, tokenizer: Any, path: Path) -> None:

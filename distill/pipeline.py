@@ -189,7 +189,8 @@ def work_plan(config: RunConfig, tokens: tuple[int, int], suites: list[Suite]) -
     """{"train": …, "evaluate": …, "save": …}: each stage's expected work (see BUDGETED_TOKEN_COST) from the
     (training, validation) rows' tokens and the suites."""
     merges = config.mode in ("all", "train") and config.use_lora
-    train = config.epochs * (tokens[0] + VALIDATION_TOKEN_COST * tokens[1])
+    validations = max(1.0, config.epochs * config.validations_per_epoch) if tokens[1] else 0.0
+    train = config.epochs * tokens[0] + validations * VALIDATION_TOKEN_COST * tokens[1]
     answers = sum(len(s.problems) for s in suites) * config.num_samples * 2  # base and SFT
     evaluate = answers * config.max_new_tokens * BUDGETED_TOKEN_COST
     return {"train": train, "evaluate": evaluate, "save": SAVE_SHARE * (train + evaluate) if merges else 0.0}
@@ -236,99 +237,167 @@ def run_pipeline(config: RunConfig, hooks: PipelineHooks | None = None) -> RunRe
 
 
 def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir, tracked: TrackedRun) -> RunResult:
+    """generate? → load → data → train → evaluate → save (merge) → model cards, each stage its own function."""
     result = RunResult(output_dir=run.root)
-    if config.generates_traces:
-        from distill.traces.run import check_resumable
-
-        check_resumable(json.loads(run.config.read_text()) if run.config.is_file() else None, config, run)
-    run.config.write_text(json.dumps(config.to_json(), indent=2))
-    log.info("Run folder: %s", run.root)
+    _write_config(config, run)
     t_start = time.perf_counter()
     training = config.mode in ("all", "train")
     evaluating = config.mode in ("all", "evaluate")
-
-    remote = config.engine == "openai"
     traces = None
     if config.generates_traces:
         traces = trace_stage(config, hooks, run, hold_out=evaluating and asks_heldout(config.benchmarks))
         result.data_report, result.timings["generate_s"] = traces.report, traces.seconds
         if config.mode == "generate":
             return _finish(result, run, t_start)
-    hooks.stage("load")
-    model_path = tokenizer = None
-    if training or not remote:  # a remote engine needs no local weights to evaluate
-        model_path = ensure_local_model(config.model)
-        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-        ensure_chat_template(tokenizer)
-    hooks.check_cancel()
-
-    hooks.stage("data")
-    hold_out = evaluating and asks_heldout(config.benchmarks)
-    if traces is not None:
-        train_examples, stats, held_out = traces.training_split(run)
-    else:
-        train_examples, stats, held_out = load_splits(config, hold_out) if uses_dataset(config) else ([], None, [])
-    suites = load_suites(config, held_out) if evaluating else []
-    engine = remote_engine(config) if evaluating and remote else None
-    tokens = (0, 0)
-    if training:
-        train_rows, val_rows, tokens = _prepared_rows(config, tokenizer, train_examples, stats, traces, run, result)
-        hooks.check_cancel()
-    hooks.plan(work_plan(config, tokens, suites))
-    if training:
-        hooks.stage("train")
-        outcome = _train(config, hooks, run, model_path, tokenizer, train_rows, val_rows)
-        result.timings["train_s"] = outcome.train_seconds
-        if outcome.model is not None:  # else rank 0 of the training processes saved it
-            log.info("Saving the trained model to %s", run.final_model)
-            save_model(outcome.model, tokenizer, run.final_model)
-            if evaluating and engine is None:
-                engine = trained_engine(config, outcome.model, tokenizer, model_path)
-
+    model_path, tokenizer = _load_stage(config, hooks, training)
+    data = _data_stage(config, hooks, run, tokenizer, traces, result)
+    # A server is checked now, before any training, so that a wrong URL or key costs nothing.
+    engine = make_engine(config) if evaluating and config.engine in SERVER_ENGINES else None
+    hooks.plan(work_plan(config, data.tokens, data.suites))
+    trained = _train_stage(config, hooks, run, model_path, tokenizer, data, result) if training else None
     if evaluating:
-        from distill.evaluation.evaluate import benchmark_settings, evaluate
-
         hooks.stage("evaluate")
         sft_path = config.sft_model_path or str(run.final_model)
-        engine = engine or pair_engine(config, model_path, tokenizer, sft_path)
-        t0 = time.perf_counter()
-        try:
-            identity = model_identity(config, sft_path, remote)
-            asking = answers_kept(config, engine, identity)
-            results = evaluate(asking, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
-                               models=identity, should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
-            if asking is not engine:
-                log.info("%d of the base model's answers read from %s", asking.cache.hits, config.base_answers_dir)
-        except GenerationCancelled:
-            raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
-        result.timings["evaluate_s"] = time.perf_counter() - t0
-        if remote:
-            sft_path = f"{config.engine_sft_model} at {config.engine_url}"
-        results["models"] = {"base": config.model, "sft": sft_path}
-        if result.data_report:
-            results["data_report"] = result.data_report
-        result.evaluation = results
-        run.evaluation.write_text(json.dumps(results, indent=2))
-        write_report_md(run.report, results, config.model, sft_path)
-        tracked.log_evaluation(results, [run.report, run.evaluation])
-        log.info("\n%s", format_summary_block(results["summary"], results["deltas"], config.model, sft_path,
-                                               results["benchmarks"], results["accuracy_test"]))
-
+        engine = engine or make_engine(config, model_path, tokenizer, sft_path, trained)
+        result.evaluation = _evaluate_stage(config, hooks, run, engine, data.suites, sft_path, result)
+        _record_evaluation(config, run, result, tracked, sft_path)
     if training and config.use_lora:
-        hooks.stage("save")
-        from peft import PeftModel
-
-        trained = engine.targets["sft"][0] if engine is not None and engine.name == "hf" else None
-        if not isinstance(trained, PeftModel):
-            trained = PeftModel.from_pretrained(load_model(model_path), str(run.final_model))
-        log.info("Saving the merged model (the LoRA adapter merged into the base) to %s", run.merged_model)
-        save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
-
+        _merge_stage(config, hooks, run, engine, model_path, tokenizer)
     if training:  # each saved model folder gets its card, with the evaluation just done
         from distill.export.card import write_model_cards
 
         write_model_cards(run, config, result.evaluation)
     return _finish(result, run, t_start)
+
+
+# Engines that are servers: they need no local weights to evaluate, and are checked before training.
+SERVER_ENGINES = frozenset({"openai"})
+
+
+def make_engine(config: RunConfig, model_path: str | None = None, tokenizer: Any = None, sft_path: str = "",
+                trained: Any = None) -> Any:
+    """The engine evaluation asks the base and SFT models through, by ``--engine`` (the one place it is chosen):
+    openai, a server (checked now); hf, this process: the model just trained (``trained``; with LoRA its base
+    is the adapter switched off), else the base and ``sft_path`` loaded from disk."""
+    if config.engine == "openai":
+        return remote_engine(config)
+    if trained is not None:
+        return trained_engine(config, trained, tokenizer, str(model_path))
+    return pair_engine(config, str(model_path), tokenizer, sft_path)
+
+
+@dataclass
+class StageData:
+    """What the data stage hands on: the suites to evaluate, the rows to train on and their tokens."""
+
+    suites: list[Suite]
+    train_rows: list[dict] = field(default_factory=list)
+    val_rows: list[dict] = field(default_factory=list)
+    tokens: tuple[int, int] = (0, 0)  # (training, validation) tokens, as trained: for the work plan
+
+
+def _write_config(config: RunConfig, run: RunDir) -> None:
+    if config.generates_traces:  # a folder with traces resumes only the same generation
+        from distill.traces.run import check_resumable
+
+        check_resumable(json.loads(run.config.read_text()) if run.config.is_file() else None, config, run)
+    run.config.write_text(json.dumps(config.to_json(), indent=2))
+    named = ", ".join(f"{k} {v}" for k, v in (("name", config.name), ("preset", config.preset)) if v)
+    log.info("Run folder: %s%s", run.root, f" ({named})" if named else "")
+
+
+def _load_stage(config: RunConfig, hooks: PipelineHooks, training: bool) -> tuple[str | None, Any]:
+    """(the model's local folder, its tokenizer); both None where a server evaluates and nothing trains."""
+    hooks.stage("load")
+    model_path = tokenizer = None
+    if training or config.engine not in SERVER_ENGINES:
+        model_path = ensure_local_model(config.model)
+        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+        ensure_chat_template(tokenizer)
+    hooks.check_cancel()
+    return model_path, tokenizer
+
+
+def _data_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, tokenizer: Any, traces: Traces | None,
+                result: RunResult) -> StageData:
+    """The suites and the training rows; everything that can be refused is refused here, before a model loads."""
+    hooks.stage("data")
+    evaluating = config.mode in ("all", "evaluate")
+    if traces is not None:
+        train_examples, stats, held_out = traces.training_split(run)
+    elif uses_dataset(config):
+        train_examples, stats, held_out = load_splits(config, evaluating and asks_heldout(config.benchmarks))
+    else:
+        train_examples, stats, held_out = [], None, []
+    data = StageData(suites=load_suites(config, held_out) if evaluating else [])
+    if config.mode in ("all", "train"):
+        data.train_rows, data.val_rows, data.tokens = _prepared_rows(config, tokenizer, train_examples, stats, traces,
+                                                                     run, result)
+        hooks.check_cancel()
+    return data
+
+
+def _train_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, model_path: str, tokenizer: Any,
+                 data: StageData, result: RunResult) -> Any:
+    """Trains and saves ``final_model``; the model trained in this process (None: the training processes saved it)."""
+    hooks.stage("train")
+    outcome = _train(config, hooks, run, model_path, tokenizer, data.train_rows, data.val_rows)
+    result.timings["train_s"] = outcome.train_seconds
+    if outcome.model is not None:
+        log.info("Saving the trained model to %s", run.final_model)
+        save_model(outcome.model, tokenizer, run.final_model)
+    return outcome.model
+
+
+def _evaluate_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, engine: Any, suites: list[Suite],
+                    sft_path: str, result: RunResult) -> dict[str, Any]:
+    """Every suite asked of the base and SFT models (the base's answers reused from --base_answers_dir)."""
+    from distill.evaluation.evaluate import benchmark_settings, evaluate
+
+    t0 = time.perf_counter()
+    try:
+        identity = model_identity(config, sft_path, config.engine in SERVER_ENGINES)
+        asking = answers_kept(config, engine, identity)
+        results = evaluate(asking, suites, benchmark_settings(config), run.benchmarks, system=system_prompt(config),
+                           models=identity, should_cancel=hooks.should_cancel, on_progress=hooks.on_progress)
+        if asking is not engine:
+            log.info("%d of the base model's answers read from %s", asking.cache.hits, config.base_answers_dir)
+    except GenerationCancelled:
+        raise RunCancelled("cancelled during evaluation; the answers so far are kept") from None
+    result.timings["evaluate_s"] = time.perf_counter() - t0
+    return results
+
+
+def _record_evaluation(config: RunConfig, run: RunDir, result: RunResult, tracked: TrackedRun, sft_path: str) -> None:
+    """evaluation_results.json (with the models, the run's name and preset, the data report), report.md, the
+    trackers, and the summary in the log."""
+    results = result.evaluation or {}
+    if config.engine in SERVER_ENGINES:
+        sft_path = f"{config.engine_sft_model} at {config.engine_url}"
+    results["models"] = {"base": config.model, "sft": sft_path}
+    results["run"] = {"name": config.name, "preset": config.preset}
+    if result.data_report:
+        results["data_report"] = result.data_report
+    run.evaluation.write_text(json.dumps(results, indent=2))
+    write_report_md(run.report, results, config.model, sft_path)
+    tracked.log_evaluation(results, [run.report, run.evaluation])
+    log.info("\n%s", format_summary_block(results["summary"], results["deltas"], config.model, sft_path,
+                                           results["benchmarks"], results["accuracy_test"]))
+
+
+def _merge_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, engine: Any, model_path: str,
+                 tokenizer: Any) -> None:
+    """The LoRA adapter merged into the base, saved as ``merged_model`` (the adapter in memory when evaluation
+    kept it, else read back from ``final_model``)."""
+    hooks.stage("save")
+    from peft import PeftModel
+
+    trained = engine.targets["sft"][0] if engine is not None and engine.name == "hf" else None
+    if not isinstance(trained, PeftModel):
+        trained = PeftModel.from_pretrained(load_model(model_path, trust_remote_code=config.trust_remote_code),
+                                            str(run.final_model))
+    log.info("Saving the merged model (the LoRA adapter merged into the base) to %s", run.merged_model)
+    save_model(trained.merge_and_unload(), tokenizer, run.merged_model)
 
 
 def _prepared_rows(config: RunConfig, tokenizer: Any, examples: list[ReasoningExample], stats: Any,

@@ -1,13 +1,24 @@
-"""Where a response's thinking ends and its answer begins: the one place that splits on ``<think>``.
+"""Where a response's thought ends and its answer begins: the one place that splits on ``<think>``.
 
-A reasoning response is ``<think>thinking</think>answer``. A response that opened ``<think>`` and
-never closed it (cut off by the token limit, or looping) has no answer. A response without tags
-(a base model) is all answer.
+The rule, once (whole responses: :class:`Split`; streamed deltas: :class:`StreamSplitter`, which agrees with it):
+
+- A thought starts at the first ``<think>`` (or at the start of the text when the prompt already opened it, e.g. a
+  chat template that ends its generation prompt with ``<think>``, or a continued assistant turn) and ends at the
+  **first** ``</think>`` after that, as vLLM's and DeepSeek's reasoning parsers split it, so that a streamed answer
+  and the whole one split alike. Everything after that ``</think>`` is answer, tags included.
+- A ``</think>`` with no ``<think>`` before it means the prompt opened the thought: everything before it is thought.
+  (A stream can only know that when told: ``StreamSplitter(in_thought=True)``.)
+- Text before ``<think>`` was said outside the thought: it is answer.
+- A thought with no ``</think>`` (cut off by the token limit, or looping) is *open*: the response has no answer
+  after it.
+- A response with no tags (a base model) has no thought: all answer, ``opened`` and ``closed`` both false.
+
+``closed`` is the one meaning of "think closed" everywhere (diagnostics' ``think_closed``, the seed metrics'
+``think_closed``, the API's ``thinking_closed``): the response has a thought and ``</think>`` ended it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,118 +26,100 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 # What budget forcing appends when a thought reaches its token budget.
 FORCED_CLOSE = "\n</think>\n\n"
-_TAG_RE = re.compile(r"</?think>")
+THOUGHT, ANSWER = "thinking", "answer"  # the labels of streamed deltas
 
 
 @dataclass(frozen=True)
 class Split:
-    thinking: str  # inside the think block, stripped ("" without one)
-    answer: str  # after the last </think>, or the whole text without tags; "" for an unclosed thought
-    opened: bool  # a <think> tag is present
-    closed: bool  # a </think> tag is present (the thought ended)
+    thought: str  # inside the thought, stripped ("" without one)
+    answer: str  # outside the thought, stripped; "" for an open thought with nothing before it
+    opened: bool  # the response has a thought
+    closed: bool  # ... and ``</think>`` ended it (False without a thought)
+
+    @classmethod
+    def of(cls, text: str, in_thought: bool = False) -> Split:
+        """``text`` split by the module's rule; ``in_thought``: the prompt opened the thought."""
+        before, thought, after, opened, closed = _cut(text, in_thought)
+        return cls(thought.strip(), (before + after).strip(), opened, closed)
+
+    @property
+    def in_thought(self) -> bool:
+        """The text ends inside an open thought (generation would continue the thought)."""
+        return self.opened and not self.closed
+
+    def api_fields(self) -> dict[str, Any]:
+        """As the API shows a response: ``thinking`` (None without a thought), ``answer_part``, ``thinking_closed``
+        (the API's name for :attr:`closed`, kept because clients read it)."""
+        return {"thinking": self.thought if self.opened else None, "answer_part": self.answer,
+                "thinking_closed": self.closed}
 
 
-def split_response(text: str) -> Split:
-    """Thinking and answer of ``text``. The last ``</think>`` ends the thinking, so a model that
-    mentions the tag while thinking still gets its real answer; a lone ``</think>`` (the prompt
-    opened the block) closes everything before it."""
-    opened = THINK_OPEN in text
-    if THINK_CLOSE in text:
-        head, _, answer = text.rpartition(THINK_CLOSE)
-        start = head.find(THINK_OPEN)
-        thinking = head[start + len(THINK_OPEN):] if start != -1 else head
-        return Split(thinking.strip(), answer.strip(), opened, True)
-    if opened:
-        return Split(text.split(THINK_OPEN, 1)[1].strip(), "", True, False)
-    return Split("", text.strip(), False, False)
+def _cut(text: str, in_thought: bool) -> tuple[str, str, str, bool, bool]:
+    """(before the thought, the thought, after it, opened, closed), tags dropped."""
+    if not in_thought:
+        start, close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+        if close != -1 and (start == -1 or close < start):  # a lone </think>: the prompt opened the thought
+            in_thought = True
+        elif start == -1:
+            return text, "", "", False, False
+        else:
+            _, thought, after, _, closed = _cut(text[start + len(THINK_OPEN):], True)
+            return text[:start], thought, after, True, closed
+    head, tag, after = text.partition(THINK_CLOSE)
+    return "", head, after, True, bool(tag)
 
 
 def with_thought(thought: str | None, answer: str, closed: bool = True) -> str:
     """Thought and answer as one response, the trained format: ``<think>\n{thought}\n</think>\n\n{answer}``.
-    No thought: the answer alone. An unclosed thought (cut off) has no answer and no ``</think>``."""
+    No thought: the answer alone. An open thought (cut off) has no answer and no ``</think>``."""
     if thought is None:
         return answer.strip()
     head = f"{THINK_OPEN}\n{thought.strip()}"
     return f"{head}\n{THINK_CLOSE}\n\n{answer.strip()}" if closed else head
 
 
-def parts(text: str) -> dict[str, Any]:
-    """A response as the API shows it: ``thinking`` (None without a thought), ``answer_part``, ``thinking_closed``."""
-    split = split_response(text)
-    return {"thinking": split.thinking if split.opened or split.closed else None, "answer_part": split.answer,
-            "thinking_closed": split.closed or not split.opened}
-
-
 class StreamSplitter:
-    """The deltas of a streamed response, each labelled ``thinking`` or ``answer`` (the tags dropped), so that a
-    client shows the thought and the answer apart without parsing the text."""
+    """A streamed response split as it arrives, by :class:`Split`'s rule: ``feed`` each text delta and get back
+    (``"thinking"`` | ``"answer"``, text) pieces with the tags dropped (the OpenAI-compatible API's
+    ``reasoning_content`` / ``content``); :attr:`in_thought` says whether the row is inside a thought now (what budget
+    forcing counts). A tag split across deltas is held back until it is whole. Joined and stripped, the pieces
+    equal ``Split.of(text, in_thought)``'s thought and answer, except for a lone ``</think>`` the splitter was not
+    told about (``in_thought=True``): it cannot relabel text it already sent as answer."""
 
-    def __init__(self, thinking: bool = False):
-        self.thinking, self.pending = thinking, ""
+    def __init__(self, in_thought: bool = False):
+        self.in_thought, self.opened, self.closed = in_thought, in_thought, False
+        self.pending = ""
+
+    @property
+    def _tag(self) -> str | None:
+        """The tag that would change state next: none once the thought has closed."""
+        return None if self.closed else THINK_CLOSE if self.in_thought else THINK_OPEN
+
+    def _label(self) -> str:
+        return THOUGHT if self.in_thought else ANSWER
 
     def feed(self, delta: str) -> list[tuple[str, str]]:
         self.pending += delta
         out: list[tuple[str, str]] = []
-        while (at := self.pending.find(tag := THINK_CLOSE if self.thinking else THINK_OPEN)) != -1:
+        while (tag := self._tag) is not None and (at := self.pending.find(tag)) != -1:
             if at:
-                out.append(("thinking" if self.thinking else "answer", self.pending[:at]))
-            self.pending, self.thinking = self.pending[at + len(tag):], not self.thinking
-        tag = THINK_CLOSE if self.thinking else THINK_OPEN
-        keep = next((k for k in range(min(len(tag) - 1, len(self.pending)), 0, -1) if tag.startswith(self.pending[-k:])), 0)
-        if len(self.pending) > keep:  # a tag may be arriving: hold back what could be its start
-            out.append(("thinking" if self.thinking else "answer", self.pending[:len(self.pending) - keep]))
+                out.append((self._label(), self.pending[:at]))
+            self.pending = self.pending[at + len(tag):]
+            self.opened, self.closed, self.in_thought = True, self.in_thought, not self.in_thought
+        keep = _partial_tag(self.pending, self._tag)  # a tag may be arriving: hold back what could be its start
+        if len(self.pending) > keep:
+            out.append((self._label(), self.pending[:len(self.pending) - keep]))
             self.pending = self.pending[len(self.pending) - keep:]
         return out
 
     def flush(self) -> list[tuple[str, str]]:
-        out, self.pending = ([("thinking" if self.thinking else "answer", self.pending)] if self.pending else []), ""
+        """What was held back, at the end of the stream."""
+        out, self.pending = ([(self._label(), self.pending)] if self.pending else []), ""
         return out
 
 
-def answer_text(text: str) -> str:
-    """The part of a response a grader reads: after the last ``</think>`` (see :func:`split_response`)."""
-    return split_response(text).answer
-
-
-def is_thinking(text: str) -> bool:
-    """True while a generation is inside an open thought (it opened ``<think>`` and has not closed it)."""
-    return THINK_OPEN in text and THINK_CLOSE not in text
-
-
-def has_think_tags(response: str) -> bool:
-    """A ``<think>`` followed, somewhere later, by a ``</think>``."""
-    start = response.find(THINK_OPEN)
-    return start != -1 and response.find(THINK_CLOSE, start + len(THINK_OPEN)) != -1
-
-
-def think_closed(response: str) -> bool:
-    """Every ``<think>`` has a later ``</think>``; vacuously true with no ``<think>``.
-
-    Stray ``</think>`` tags (with no open block) are ignored rather than penalized.
-    """
-    depth = 0
-    for tag in _TAG_RE.findall(response):
-        if tag == THINK_OPEN:
-            depth += 1
-        elif depth:
-            depth -= 1
-    return depth == 0
-
-
-def reasoning_part(response: str) -> str:
-    """The reasoning: inside the first think block, else the whole response.
-
-    An unclosed ``<think>`` (generation cut off) runs to the end of the text; a lone
-    ``</think>`` (the prompt already opened the block) closes everything before it.
-    """
-    start = response.find(THINK_OPEN)
-    body_start = start + len(THINK_OPEN) if start != -1 else 0
-    end = response.find(THINK_CLOSE, body_start)
-    if start == -1 and end == -1:
-        return response
-    return response[body_start : end if end != -1 else len(response)]
-
-
-def answer_after_think(response: str) -> str:
-    """The text after the last ``</think>``, stripped ("" when there is none)."""
-    return split_response(response).answer if THINK_CLOSE in response else ""
+def _partial_tag(text: str, tag: str | None) -> int:
+    """How many characters at the end of ``text`` could start ``tag``."""
+    if tag is None:
+        return 0
+    return next((k for k in range(min(len(tag) - 1, len(text)), 0, -1) if tag.startswith(text[-k:])), 0)

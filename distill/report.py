@@ -22,6 +22,7 @@ from distill.evaluation.summary import (
     format_value,
     significance_note,
 )
+from distill.evaluation.results import load
 from distill.evaluation.summary import deltas as compute_deltas
 
 # Summary keys of the metrics table after accuracy, which has its own row format.
@@ -177,13 +178,18 @@ def _sample_section(index: int, sample: dict[str, Any]) -> list[str]:
 
 
 def render_report_md(results: dict[str, Any], base_name: str, sft_name: str) -> str:
-    """The report as Markdown text, from the ``evaluation_results.json`` structure."""
+    """The report as Markdown text, from the ``evaluation_results.json`` structure (any version: ``results.load``)."""
+    results = load(results)
     summary = results["summary"]
     deltas = results.get("deltas") or compute_deltas(summary["base"], summary["sft"])
     samples: list[dict[str, Any]] = results.get("samples", [])
+    run = results.get("run") or {}
+    named = [f"- Run: {escape_cell(run['name'])}"] if run.get("name") else []
+    named += [f"- Preset: `{run['preset']}`"] if run.get("preset") else []
     lines = [
         "# Reasoning distillation: evaluation report",
         "",
+        *named,
         f"- Base model: `{base_name}`",
         f"- SFT model: `{sft_name}`",
         f"- Prompts: {len(samples)}",

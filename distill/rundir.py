@@ -5,7 +5,7 @@ run_…/
 ├── config.json               the resolved RunConfig
 ├── final_model/              the SFT model: a LoRA adapter (+ tokenizer), or the full weights after full fine-tuning
 ├── merged_model/             LoRA runs: base + adapter merged (AutoModelForCausalLM loads it alone)
-├── evaluation_results.json   summary, deltas, by_set, samples, benchmarks, benchmark_samples
+├── evaluation_results.json   schema_version, benchmarks, benchmark_samples; rendered: summary, deltas, by_set, samples
 ├── report.md
 ├── benchmarks/NAME.jsonl     each suite's answers, problem by problem (a stopped job continues from them)
 ├── distillation_pipeline.log

@@ -15,7 +15,9 @@ What each run went to is written to the run folder's ``tracking.json`` (no datab
 the run (``--mode evaluate`` on ``RUN/final_model``) reopens the same tracker runs and logs into them. Only the
 resolved configuration is logged (it holds no token or key: those are read from the environment), with any
 ``user:password@`` taken out of URLs. A tracker that is not installed or cannot be reached: the run goes on,
-and one warning line names it.
+and one warning line names it; an MLflow server is checked with one short request first (``check_reachable``), as
+MLflow's own client retries for minutes. The service shows trackio's dashboard on this same store at ``/trackio``
+(``backend/trackio_mount.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from distill.errors import first_line
 
 log = logging.getLogger("distill")
 TRACKERS = ("trackio", "mlflow", "tensorboard", "wandb")
@@ -101,11 +105,17 @@ class TrackioTracker(Tracker):
         self.run.finish()
 
 
-def trackio_store() -> Path:
-    """Point trackio at ``$TRACKIO_DIR`` if the user set it, else ``$DISTILL_HOME/trackio``, for this run.
-    trackio reads its folder into module constants at import (and is often imported by TRL before any run
-    starts), so the constants are set here, each time, from this run's setting: a stale one never carries over."""
-    folder = Path(os.environ.get("TRACKIO_DIR") or home() / "trackio")
+def trackio_folder(distill_home: Path | None = None) -> Path:
+    """trackio's store: ``$TRACKIO_DIR`` if the user set it, else ``DISTILL_HOME/trackio``. Runs log there and the
+    service's ``/trackio`` dashboard reads it."""
+    return Path(os.environ.get("TRACKIO_DIR") or (distill_home or home()) / "trackio")
+
+
+def trackio_store(folder: Path | None = None) -> Path:
+    """Point trackio at ``folder`` (default ``trackio_folder()``). trackio reads its folder into module constants at
+    import (and is often imported by TRL before any run starts), so the constants are set here, each time, from this
+    run's setting: a stale one never carries over."""
+    folder = folder or trackio_folder()
     folder.mkdir(parents=True, exist_ok=True)
     for module in ("trackio", "trackio.utils", "trackio.sqlite_storage", "trackio.bucket_storage"):
         mod = __import__(module, fromlist=["_"])
@@ -122,6 +132,8 @@ class MLflowTracker(Tracker):
 
         uri = previous["tracking_uri"] if previous else (
             os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlruns.db'}")
+        if uri.startswith(("http://", "https://")):
+            check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
         if previous:
             self.run_id, experiment_id = previous["run_id"], previous["experiment_id"]
@@ -153,6 +165,25 @@ class MLflowTracker(Tracker):
 
     def finish(self):
         self.client.set_terminated(self.run_id)
+
+
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(uri: str) -> None:
+    """Raise ``ConnectionError`` naming ``uri`` (without credentials) when no server answers there within
+    ``REACH_TIMEOUT_S``. MLflow's client retries a refused connection with backoff for minutes (7 retries, factor 2,
+    120 s timeout), and those settings exist only as process-wide environment variables (``MLFLOW_HTTP_REQUEST_*``):
+    one short request here finds an unreachable server first. Any HTTP answer, even 404 or 401, or a TLS error (the
+    client may be set up to accept that certificate) means a server is there: MLflow takes it from there."""
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S, allow_redirects=False)
+    except requests.exceptions.SSLError:
+        return
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise ConnectionError(f"cannot reach {redacted(uri)} ({type(e).__name__} within {REACH_TIMEOUT_S:g} s)") from e
 
 
 class TensorBoardTracker(Tracker):
@@ -214,7 +245,7 @@ def _open(name: str, project: str, run_name: str, config: dict[str, Any], previo
 
 
 def _warn(name: str, what: str, err: BaseException) -> None:
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    first = redacted(first_line(err))  # no password from a URL
     hint = f" (pip install {name})" if isinstance(err, ImportError) else ""
     log.warning("Tracker %s %s, the run goes on without it: %s%s", name, what, first[:300], hint)
 

@@ -372,6 +372,8 @@ class CancelCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.val_batches = 0  # a validation pass may follow
         self._check(state, control, "after this training step")
+        if self.cancelled:  # the step's validation pass is not wanted
+            control.should_evaluate = False
         return control
 
     def on_epoch_end(self, args, state, control, **kwargs):
@@ -414,6 +416,20 @@ def wrap_lora(model: torch.nn.Module, config: RunConfig) -> torch.nn.Module:
     return get_peft_model(model, lora)
 
 
+def validation_schedule(config: RunConfig, has_val: bool) -> dict[str, Any]:
+    """When validation runs and checkpoints are saved: ``validations_per_epoch`` times per epoch (so that early
+    stopping can fire within a run of a few epochs), a checkpoint at each (``load_best_model_at_end`` needs them
+    together); without validation rows, a checkpoint per epoch. The Trainer reads a step count below 1 as a
+    fraction of all its optimizer steps, rounded up: the tiny margin keeps an exact multiple from rounding up."""
+    passes = config.epochs * config.validations_per_epoch
+    if not has_val:
+        return {"eval_strategy": "no", "save_strategy": "epoch"}
+    if passes <= 1:
+        return {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    every = 1 / passes - 1e-9
+    return {"eval_strategy": "steps", "eval_steps": every, "save_strategy": "steps", "save_steps": every}
+
+
 def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfig:
     bf16 = resolve_precision(config.precision) == "bf16"
     return SFTConfig(
@@ -431,9 +447,8 @@ def sft_args(config: RunConfig, checkpoint_dir: Path, has_val: bool) -> SFTConfi
         bf16=bf16,  # autocast; weights and optimizer state stay fp32
         use_cpu=not torch.cuda.is_available(),
         logging_steps=1,
-        eval_strategy="epoch" if has_val else "no",
-        save_strategy="epoch",
-        save_total_limit=2,
+        **validation_schedule(config, has_val),
+        save_total_limit=2,  # the best checkpoint and the latest
         load_best_model_at_end=has_val,
         metric_for_best_model="eval_loss",
         greater_is_better=False,

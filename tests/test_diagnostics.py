@@ -8,6 +8,7 @@ from distill.evaluation.benchmark import BenchmarkSettings, summarize_suite
 from distill.evaluation.diagnostics import is_looping, sample_diagnostics, summarize_diagnostics
 from distill.evaluation.suites import Problem, Suite
 from distill.generation.engine import Generation
+from distill.reasoning import Split
 
 GROWING_LOOP = "<think>\nShe makes 32 x $2 = $64.\n" + "".join(
     f"Then {2 ** i} x $2 = ${2 ** (i + 1)}.\n" for i in range(6, 14))
@@ -35,7 +36,7 @@ def test_sample_and_summary_diagnostics():
         Generation(text="<think>\nb\n</think>\n\n4", new_tokens=20, finish_reason="stop", time_s=0.4, think_tokens=12,
                    forced=True),
     ]
-    samples = [sample_diagnostics(g) for g in gens]
+    samples = [sample_diagnostics(g, Split.of(g.text)) for g in gens]
     assert [s["think_closed"] for s in samples] == [True, False, False, True]
     assert [s["truncated"] for s in samples] == [False, True, False, False]
     out = summarize_diagnostics(samples)

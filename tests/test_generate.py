@@ -15,7 +15,7 @@ from distill.data.sources import load_examples
 from distill.generation.engine import EngineError, GenerationCancelled, Prompt, Sampling
 from distill.generation.hf import HFEngine, render, stop_token_ids
 from distill.models import load_model
-from distill.reasoning import THINK_CLOSE, split_response
+from distill.reasoning import THINK_CLOSE, Split
 from distill.threads import ThreadTuner
 
 MAX_NEW = 10
@@ -112,9 +112,9 @@ def test_thinking_budget_forces_the_thought_closed(engine, tiny_tokenizer, convs
     assert THINK_CLOSE not in free.text and not free.forced and free.think_tokens == free.new_tokens
     forced = engine.generate([Prompt(model="sft", text=text, sampling=Sampling(max_new_tokens=24,
                                                                              max_thinking_tokens=5))])[0]
-    split = split_response("<think>" + forced.text)
+    split = Split.of(forced.text, in_thought=True)
     assert forced.forced and split.closed, forced.text
-    assert len(tiny_tokenizer(split.thinking, add_special_tokens=False)["input_ids"]) <= 6
+    assert len(tiny_tokenizer(split.thought, add_special_tokens=False)["input_ids"]) <= 6
     assert forced.new_tokens > 5 + 2  # it went on after the forced close: the answer part
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from distill.evaluation.grading import grade
-from distill.evaluation.metrics import count_steps, length_factor, think_closed
+from distill.evaluation.metrics import count_steps, length_factor
 from distill.evaluation.metrics import response_metrics as _response_metrics
+from distill.reasoning import Split
 
 
 def response_metrics(response: str, generation_time_s: float, new_tokens: int, ground_truth: str | None) -> dict:
     """Metrics with the answer graded by the real math grader (None without a ground truth)."""
     g = grade(response, ground_truth, "math") if ground_truth and ground_truth.strip() else None
-    return _response_metrics(response, generation_time_s, new_tokens, g)
+    return _response_metrics(Split.of(response), generation_time_s, new_tokens, g)
 
 SFT_RESPONSE = (
     "<think>\n"
@@ -54,7 +55,7 @@ def test_bare_answer_response() -> None:
     m = response_metrics("14", generation_time_s=0.5, new_tokens=2, ground_truth="15")
     # no structure; steps 0.3 * 1/5 = 0.06; length 0.3 * 1/30 = 0.01
     assert m["has_think_tags"] is False
-    assert m["think_closed"] is True  # no <think> to leave open
+    assert m["think_closed"] is False  # no thought, so none closed (one meaning with diagnostics and the API)
     assert m["has_reasoning"] is False
     assert (m["num_steps"], m["reasoning_length"]) == (1, 1)
     assert m["quality_score"] == 0.07
@@ -93,11 +94,11 @@ def test_cue_word_alone_counts_as_reasoning() -> None:
 def test_lone_closing_tag_splits_reasoning_from_answer() -> None:
     # The chat template already opened <think>, so the response only closes it.
     m = response_metrics("2 + 2 = 4\n4 * 3 = 12\n</think>\n12", 1.0, 10, ground_truth="12")
-    assert m["has_think_tags"] is False
+    assert (m["has_think_tags"], m["think_closed"]) == (True, True)  # a thought that </think> ended
     assert (m["num_steps"], m["reasoning_length"]) == (2, 10)
     assert m["answer"] == "12"
-    # answer after </think> 0.1 + reasoning 0.1; steps 0.3 * 2/5 = 0.12; length 0.3 * 10/30 = 0.1
-    assert m["quality_score"] == 0.42
+    # closed 0.2 + answer after </think> 0.1 + reasoning 0.1; steps 0.3 * 2/5 = 0.12; length 0.3 * 10/30 = 0.1
+    assert m["quality_score"] == 0.62
 
 
 @pytest.mark.parametrize(
@@ -121,16 +122,18 @@ def test_count_steps(reasoning: str, steps: int) -> None:
 @pytest.mark.parametrize(
     ("response", "closed"),
     [
-        ("", True),
+        ("", False),  # no thought
+        ("plain 4", False),
         ("<think>a</think>", True),
         ("<think>a</think><think>b</think>", True),
-        ("<think>a</think><think>b", False),
+        ("<think>a</think><think>b", True),  # the first </think> ends the thought; the rest is answer
         ("<think>a", False),
         ("a</think>", True),
     ],
 )
-def test_think_closed(response: str, closed: bool) -> None:
-    assert think_closed(response) is closed
+def test_think_closed_is_splits_closed(response: str, closed: bool) -> None:
+    m = response_metrics(response, 1.0, 1, ground_truth=None)
+    assert m["think_closed"] is m["has_think_tags"] is closed
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,9 @@ SEED_OUTPUTS = {
 
 def test_mode_all_writes_the_seed_structure(distill_home, tiny_run):
     stages: list[str] = []
-    result = run_pipeline(build_config(tiny_run), PipelineHooks(on_stage=stages.append))
+    # The demo preset under the tiny run's fields (explicit values win): the run's name and preset are recorded.
+    config = build_config({**tiny_run, "name": "tiny trial", "preset": "demo"})
+    result = run_pipeline(config, PipelineHooks(on_stage=stages.append))
     out = result.output_dir
     assert out.parent == distill_home / "distillation" and out.name.startswith("run_")
     assert SEED_OUTPUTS <= {p.name for p in out.iterdir()}
@@ -27,13 +29,15 @@ def test_mode_all_writes_the_seed_structure(distill_home, tiny_run):
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= {p.name for p in (out / "final_model").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (out / "merged_model").iterdir()}
 
-    assert json.loads((out / "config.json").read_text())["max_samples"] == tiny_run["max_samples"]
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["max_samples"], saved["name"], saved["preset"]) == (tiny_run["max_samples"], "tiny trial", "demo")
     report = json.loads((out / "data_report.json").read_text())
     assert report["rows_kept"] == tiny_run["max_samples"] and report["train_rows"] + report["val_rows"] == tiny_run["max_samples"]
     assert 50 < report["token_length"]["p50"] <= report["token_length"]["max"] <= 256
 
     results = json.loads((out / "evaluation_results.json").read_text())
     assert set(results["summary"]) == {"base", "sft"}
+    assert results["run"] == {"name": "tiny trial", "preset": "demo"}
     assert len(results["samples"]) == tiny_run["eval_samples"]
     for s in results["samples"]:
         assert {"prompt", "ground_truth", "base", "sft"} <= set(s)
@@ -55,8 +59,10 @@ def test_mode_all_writes_the_seed_structure(distill_home, tiny_run):
     assert (out / "benchmarks" / "heldout.jsonl").is_file()
     md = (out / "report.md").read_text()
     assert "EVALUATION RESULTS SUMMARY" in md and "### heldout" in md and "significant" in md
+    assert "- Run: tiny trial\n- Preset: `demo`\n- Base model: `tiny-random`" in md
     log = (out / "distillation_pipeline.log").read_text()
     assert "Stage: train" in log and "EVALUATION RESULTS SUMMARY" in log
+    assert f"Run folder: {out} (name tiny trial, preset demo)" in log
 
 
 def test_merged_model_reloads_alone_and_generates(distill_home, tiny_run):

@@ -123,7 +123,8 @@ def test_work_plan_weighs_budgeted_answers_against_trained_tokens():
     cfg = build_config({"model": "tiny-random", "epochs": 2, "max_new_tokens": 100, "num_samples": 1})
     suite = Suite("heldout", "math", "rows", [Problem(id=str(i), prompt="q", answer="1") for i in range(10)])
     work = work_plan(cfg, (3000, 300), [suite])
-    assert work["train"] == pytest.approx(2 * (3000 + 100))
+    # Validation (a forward only: a third) runs validations_per_epoch times per epoch.
+    assert cfg.validations_per_epoch == 4 and work["train"] == pytest.approx(2 * 3000 + 2 * 4 * 100)
     assert work["evaluate"] == pytest.approx(10 * 2 * 100 * BUDGETED_TOKEN_COST)  # base and SFT
     assert work["save"] == pytest.approx(SAVE_SHARE * (work["train"] + work["evaluate"]))
 
@@ -153,13 +154,14 @@ def counted_validation(monkeypatch):
     return seen
 
 
-# 20 training rows (5 steps of 2 micro-batches of 2 rows), 20 validation rows (10 batches of 2).
-VALIDATED = {"mode": "train", "max_samples": 40, "val_ratio": 0.5, "use_lora": True}
+# 20 training rows (5 steps of 2 micro-batches of 2 rows), 20 validation rows (10 batches of 2), validated at the
+# epoch's end.
+VALIDATED = {"mode": "train", "max_samples": 40, "val_ratio": 0.5, "use_lora": True, "validations_per_epoch": 1}
 
 
-def _cancelled_run(distill_home, tiny_run, seen, name: str) -> Path:
+def _cancelled_run(distill_home, tiny_run, seen, name: str, **overrides) -> Path:
     out = distill_home / name
-    cfg = build_config({**tiny_run, **VALIDATED, "output_dir": str(out)})
+    cfg = build_config({**tiny_run, **VALIDATED, "output_dir": str(out), **overrides})
     with pytest.raises(RunCancelled):
         run_pipeline(cfg, PipelineHooks(should_cancel=lambda: seen["cancel"]))
     return out
@@ -186,6 +188,15 @@ def test_a_cancel_at_an_epochs_last_step_starts_no_validation(distill_home, tiny
     assert seen["val"] == 0, f"a cancelled run ran {seen['val']} validation batches"
     assert "Cancel: stopped after this training step at step 5" in (out / "distillation_pipeline.log").read_text()
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-5"]
+
+
+def test_a_cancel_at_a_validated_step_starts_no_validation(distill_home, tiny_run, counted_validation):
+    seen = counted_validation  # validated after every step: a cancel in step 2 skips step 2's pass
+    seen["cancel_at"] = lambda s: s["train"] >= 4  # step 2's last micro-batch
+    out = _cancelled_run(distill_home, tiny_run, seen, "s", validations_per_epoch=5)
+    assert seen["val"] == 10, f"{seen['val']} validation batches ran, not step 1's 10"
+    assert "Cancel: stopped after this training step at step 2" in (out / "distillation_pipeline.log").read_text()
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
 
 
 # --------------------------------------------------------------------------- a run with a teacher

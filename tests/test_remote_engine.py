@@ -14,7 +14,7 @@ from distill.evaluation.benchmark import BenchmarkSettings, run_suite
 from distill.evaluation.suites import Problem, Suite
 from distill.generation.engine import EngineError, Prompt, Sampling
 from distill.generation.remote import OpenAIEngine
-from distill.reasoning import split_response
+from distill.reasoning import Split
 
 QUESTION = "What is 20 plus 22 in total?"
 
@@ -32,7 +32,7 @@ def test_a_thought_returned_apart_is_joined_back_plain_and_streamed(field):
         (streamed,) = engine.generate([_prompt(max_new_tokens=64)], on_delta=lambda i, d: deltas.append(d))
     assert plain.text == "<think>\nThe problem asks for a number. Working it out gives 42.\n</think>\n\n" \
                          "The answer is \\boxed{42}."
-    split = split_response(streamed.text)
+    split = Split.of(streamed.text)
     assert split.closed and split.answer.startswith("The answer is \\boxed{42}")
     assert "".join(deltas).strip() == streamed.text
     assert plain.new_tokens == 15 and 0 < plain.think_tokens < 15 and plain.finish_reason == "stop"
@@ -41,7 +41,7 @@ def test_a_thought_returned_apart_is_joined_back_plain_and_streamed(field):
 def test_a_reply_cut_off_inside_the_thought_stays_open():
     with StandinTeacher(answers={QUESTION: "42"}, default=["cut"]) as t:
         (gen,) = OpenAIEngine(t.url, {"sft": MODEL}).generate([_prompt(max_new_tokens=10)])
-    split = split_response(gen.text)
+    split = Split.of(gen.text)
     assert gen.finish_reason == "length" and split.opened and not split.closed and split.answer == ""
 
 

@@ -138,4 +138,30 @@ def test_run_page_lists_where_the_run_is_tracked():
     html = parent_html(run)
     assert 'href="http://127.0.0.1:5000/#/experiments/2/runs/ab12"' in html
     assert "trackio show --project distill" in html and "run_3" in html
+    # trackio's dashboard on this server (/trackio), its project open and the run selected.
+    assert 'href="/trackio/?project=distill&amp;runs=run_3"' in html
     assert parent_html({"id": 4, "config": {}}) == ""
+
+
+def test_unreachable_mlflow_server_warns_once_naming_it_and_the_run_goes_on(distill_home, tiny_run, caplog,
+                                                                          monkeypatch):
+    """A closed local port: MLflow's own client would retry for minutes (246 s measured here); the run goes on after
+    one short check, with one warning line naming mlflow and the URL, and no password from the URL."""
+    import socket
+
+    pytest.importorskip("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is: nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:{SECRET}@127.0.0.1:{port}")
+    with caplog.at_level(logging.WARNING, logger="distill"):
+        started = time.time()  # the clock of a log record's `created`
+        out = _run(tiny_run, distill_home, "mlflow_down", report_to="mlflow")
+    warned = [r for r in caplog.records if "Tracker" in r.getMessage()]
+    assert [r.getMessage() for r in warned] == [
+        f"Tracker mlflow could not be opened, the run goes on without it: cannot reach http://127.0.0.1:{port} "
+        "(ConnectionError within 5 s)"]
+    # The trackers open first thing in the run: the warning came after the one short check (0.6 s measured).
+    assert warned[0].created - started < 10, f"the warning came {warned[0].created - started:.0f} s in"
+    assert SECRET not in caplog.text
+    assert (out / "evaluation_results.json").is_file() and not (out / "tracking.json").exists()

@@ -97,15 +97,36 @@ def test_metrics_file_and_hook_agree(tiny_model_path, tiny_tokenizer, tmp_path, 
     assert any("eval_loss" in p for p in lines)
 
 
-def test_early_stopping_stops_when_validation_loss_stops_improving(tiny_model_path, tiny_tokenizer, tmp_path, tiny_run):
-    # Full fine-tuning at a learning rate this high makes validation loss worse after the first epoch.
-    config = build_config({**tiny_run, "epochs": 6, "early_stopping_patience": 1, "learning_rate": 1.0, "use_lora": False,
+def _validations(out_dir) -> list[dict]:
+    lines = (out_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if "eval_loss" in line]
+
+
+def test_early_stopping_fires_at_the_default_patience(tiny_model_path, tiny_tokenizer, tmp_path, tiny_run):
+    # Full fine-tuning at a learning rate this high makes the validation loss worse after the first steps. The
+    # defaults (3 epochs, patience 3, validations_per_epoch 4) validate often enough for early stopping to fire.
+    config = build_config({**tiny_run, "epochs": 3, "learning_rate": 1.0, "use_lora": False,
                            "lr_scheduler_type": "constant", "warmup_ratio": 0.0})
-    out = train(config, load_model(tiny_model_path), tiny_tokenizer, _rows(8), _rows(2), tmp_path)
-    evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if "eval_loss" in l]
-    assert len(evals) < 6, "training should have stopped early"
+    assert (config.early_stopping_patience, config.validations_per_epoch) == (3, 4)
+    out = train(config, load_model(tiny_model_path), tiny_tokenizer, _rows(16), _rows(2), tmp_path)
+    evals = _validations(tmp_path)
+    # 4 optimizer steps per epoch (16 rows, 2 x 2 per step), 12 in all; a validation pass every step.
+    assert [p["step"] for p in evals] == list(range(1, out.global_step + 1))
+    assert out.global_step < 12, "training should have stopped early"
     best = min(evals, key=lambda p: p["eval_loss"])
+    assert len(evals) == evals.index(best) + 1 + 3  # the best pass, then 3 without a better loss
     assert out.best_checkpoint and out.best_checkpoint.endswith(f"checkpoint-{best['step']}")
+
+
+def test_early_stopping_lets_a_falling_loss_train_to_the_end(tiny_model_path, tiny_tokenizer, tmp_path, tiny_run):
+    # A small learning rate on validation rows that are the training rows: the validation loss falls at every pass.
+    config = build_config({**tiny_run, "epochs": 3, "early_stopping_patience": 1, "learning_rate": 1e-3,
+                           "lr_scheduler_type": "constant", "warmup_ratio": 0.0})
+    rows = _rows(8)
+    out = train(config, load_model(tiny_model_path), tiny_tokenizer, rows, rows, tmp_path)
+    losses = [p["eval_loss"] for p in _validations(tmp_path)]
+    assert len(losses) == 6 and all(b < a for a, b in zip(losses, losses[1:], strict=False))  # 2 steps per epoch, a pass each
+    assert out.global_step == 6
 
 
 def test_cancel_stops_training_and_saves_a_checkpoint(tiny_model_path, tiny_tokenizer, tmp_path, tiny_run):

@@ -155,8 +155,21 @@ def navigation_outputs(m: Manager) -> list[Any]:
 
 
 def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
-    # Opening a tab: its timer, and the pages that list things fill themselves (a table filled while
-    # its tab is hidden shows no rows).
+    """Every way of moving between pages: opening a tab, a link inside a page, launch, clone, to the Playground."""
+    wire_tabs(ctx, m, tab_blocks)
+    wire_links(ctx, m)
+    fields = launch.field_list(ctx, m)
+    wire_launch(ctx, m, fields)
+    clone_outs = [m["app.tabs"], m["launch.preset"], m["launch.preset_state"], m["launch.preset_info"], *fields,
+                  *timer_list(m), m["launch.banner"]]
+    wire_clone(ctx, m, clone_outs)
+    wire_to_playground(ctx, m)
+    wire_train_on_traces(ctx, m, clone_outs)
+
+
+def wire_tabs(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
+    """Opening a tab: its timer, and the pages that list things fill themselves (a table filled while
+    its tab is hidden shows no rows)."""
     fills = {
         "runs": ([m["runs.status"]], lambda s: run_list.refresh(ctx, m, s), run_list.outputs(m)),
         "benchmarks": ([], lambda: benchmarks.refresh(ctx, m),
@@ -177,11 +190,10 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
             block.select(lambda *v, tab=tab, fill=fill: {**timers(m, tab), **fill(*v)}, ins,
                          [*timer_list(m), *outs], show_progress="hidden")
 
-    nav_outs = navigation_outputs(m)
-    run_open = [m["app.tabs"], m["run.pick"], *timer_list(m)]
 
+def wire_links(ctx: Ctx, m: Manager) -> None:
+    """A click on a link inside the HTML of a page: a run, a benchmark result's problems, a generation's traces."""
     def navigate(evt: gr.EventData) -> Any:
-        """A click on a link inside the HTML of a page: a run, a benchmark result's problems, a generation's traces."""
         data = click_data(evt)
         if data.get("open") == "run":
             return open_run(ctx, m, data.get("run"))
@@ -191,11 +203,14 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
             return open_problems(ctx, m, data.get("run"), data.get("suite"), data.get("job"))
         return gr.skip()
 
+    nav_outs = navigation_outputs(m)
     for name in ("run.parent", "run.bench_results", "run.jobs", "benchmarks.board", "sweeps.table"):
         m[name].click(navigate, None, nav_outs, show_progress="hidden")
 
-    # Launch → create the run → open its page.
-    fields = launch.field_list(ctx, m)
+
+def wire_launch(ctx: Ctx, m: Manager, fields: list[Any]) -> None:
+    """Launch → create the run → open its page; the Runs page's Open button."""
+    run_open = [m["app.tabs"], m["run.pick"], *timer_list(m)]
 
     def do_launch(preset: str, *values: Any) -> dict[Any, Any]:
         updates, rid = launch.launch(ctx, m, preset, list(values))
@@ -205,7 +220,9 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
                                  [m["launch.banner"], *fields, *run_open], concurrency_limit=4)
     m["runs.open_btn"].click(lambda r: open_run(ctx, m, r), [m["runs.selected"]], run_open)
 
-    # Clone a run's configuration into the form.
+
+def wire_clone(ctx: Ctx, m: Manager, clone_outs: list[Any]) -> None:
+    """Clone (Runs and Run pages): a run's configuration into the Launch form, renamed, without its folder."""
     def clone(run_id: Any) -> dict[Any, Any]:
         rid = to_int(run_id)
         banner = m["launch.banner"]
@@ -222,18 +239,18 @@ def wire_navigation(ctx: Ctx, m: Manager, tab_blocks: dict[str, Any]) -> None:
         return {**open_tab(m, "launch"), **launch.fill_form(ctx, m, cfg),
                 banner: banner_html(f"Form filled from run #{rid}: adjust and launch.", "info")}
 
-    clone_outs = [m["app.tabs"], m["launch.preset"], m["launch.preset_state"], m["launch.preset_info"], *fields,
-                  *timer_list(m), m["launch.banner"]]
     m["runs.clone_btn"].click(clone, [m["runs.selected"]], clone_outs)
     m["run.clone_btn"].click(clone, [m["run.pick"]], clone_outs)
 
+
+def wire_to_playground(ctx: Ctx, m: Manager) -> None:
+    """The Run page's Playground button: the Playground opened on that run's model."""
     def to_playground(run_id: Any) -> dict[Any, Any]:
         return {**open_tab(m, "playground"), **playground.refresh(ctx, m, run_detail.model_run_id(ctx, run_id))}
 
     m["run.playground_btn"].click(to_playground, [m["run.pick"]],
                                   [m["app.tabs"], m["playground.run"], m["playground.banner"], m["playground.busy"],
                                    *timer_list(m)])
-    wire_train_on_traces(ctx, m, clone_outs)
 
 
 def wire_train_on_traces(ctx: Ctx, m: Manager, clone_outs: list[Any]) -> None:

@@ -408,6 +408,19 @@ class ApiClient(_Base):
         data = self._json("GET", f"/runs/{int(run_id)}/exports", f"exports of run {run_id}")
         return list((data or {}).get("items", []))
 
+    def run_exports(self, run_id: int) -> dict[str, Any]:
+        """{"items": the finished exports, "jobs": the run's export jobs}, newest first."""
+        return self._json("GET", f"/runs/{int(run_id)}/exports", f"exports of run {run_id}") or {}
+
+    def create_export_job(self, run_id: int, to: str, **options: Any) -> dict[str, Any]:
+        """Queue an export job (202). ``options``: quants, repo_id, private, revision, create_pr, weights."""
+        return self._json("POST", f"/runs/{int(run_id)}/exports", f"export run {run_id}",
+                          json={"to": to, **_clean_params(options)})
+
+    def cancel_export_job(self, job_id: int) -> dict[str, Any]:
+        """A queued export job is cancelled at once, a running one before its next step; 409 once it has ended."""
+        return self._json("POST", f"/export-jobs/{int(job_id)}/cancel", f"cancel export job {job_id}")
+
     def download_artifact(self, run_id: int, name: str, dest: str) -> str:
         """Stream an artifact (a folder comes as a zip) to the file ``dest``; returns ``dest``."""
         what = f"download {name}"

@@ -105,6 +105,8 @@ CSS = """
 .ds-log-warn { color: var(--ds-warn); }
 .ds-log-note { display: block; color: var(--body-text-color-subdued); font-style: italic; }
 @media (max-width: 760px) { .ds-logbox { height: 18rem; } }
+/* An export job's log: a few lines; sized to them, scrolling past about eight. */
+.ds-export-log .ds-logbox { height: auto; max-height: 10rem; margin-top: .4rem; }
 .ds-field-error { --input-border-color: var(--ds-bad); }
 .ds-field-error input, .ds-field-error textarea, .ds-field-error .wrap { border-color: var(--ds-bad) !important; }
 .ds-field-error [data-testid="block-info"], .ds-field-error .info, .ds-field-error span[data-testid="block-info"] + div {

@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+from typing import Any
 
 WORKER_BEAT_S = 10.0
 
@@ -57,14 +58,25 @@ def main(argv: list[str] | None = None) -> int:
 
         upgrade(Settings.from_env().database_url)
 
-    from celery import signals
-
     from worker import tasks
     from worker.celery_app import app
 
     store = tasks.get_store()
     info: dict = {"visible": gpus}
-    vllm_server = None
+    vllm_server = start_engine(args, store, info)
+    connect_signals(store, name, info, vllm_server, f"queues {args.queues}, GPUs {gpus or 'none'}")
+    argv_celery = ["worker", f"--hostname={name}", f"--queues={args.queues}", f"--pool={args.pool}",
+                   f"--concurrency={args.concurrency}", f"--loglevel={args.loglevel}", "--without-gossip",
+                   "--without-mingle", "--prefetch-multiplier=1"]
+    if app.conf.worker_enable_remote_control is False:
+        argv_celery.append("--without-heartbeat")
+    app.worker_main(argv_celery)
+    return 0
+
+
+def start_engine(args: argparse.Namespace, store: Any, info: dict) -> Any:
+    """The engine this worker advertises (``info["engine"]``): its own vLLM server (started now, returned), or a
+    server that already runs (``--engine_url``); None when no vLLM server was started."""
     if args.engine == "vllm":
         from distill.config import EMBEDDED_MODEL
         from worker.serving import VLLMServer
@@ -72,8 +84,20 @@ def main(argv: list[str] | None = None) -> int:
         vllm_server = VLLMServer(store, args.engine_base or EMBEDDED_MODEL, args.engine_port)
         vllm_server.start()
         info["engine"] = {"url": vllm_server.url, "kind": "vllm", "base": vllm_server.base}
-    elif args.engine_url:
+        return vllm_server
+    if args.engine_url:
         info["engine"] = {"url": args.engine_url.rstrip("/"), "kind": "openai"}
+    return None
+
+
+def connect_signals(store: Any, name: str, info: dict, vllm_server: Any, described: str) -> None:
+    """The worker's life in the database: online and beating once Celery is ready, offline at shutdown (the
+    vLLM server stopped with it); a warm shutdown asks the running pipeline to stop."""
+    from celery import signals
+
+    from distill.errors import first_line
+    from worker import tasks
+
     stop = threading.Event()
 
     def beat() -> None:
@@ -81,15 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 store.worker_seen(name, info)
             except Exception as e:  # noqa: BLE001
-                print(f"distill worker: heartbeat failed ({e})", file=sys.stderr)
+                print(f"distill worker: heartbeat failed ({first_line(e)})", file=sys.stderr)
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: object) -> None:
         store.worker_started(name, info)
         threading.Thread(target=beat, name="distill-worker-beat", daemon=True).start()
         engine = info.get("engine")
-        print(f"distill worker {name} ready (queues {args.queues}, GPUs {gpus or 'none'}"
-              f"{', engine ' + engine['url'] if engine else ''})", flush=True)
+        print(f"distill worker {name} ready ({described}{', engine ' + engine['url'] if engine else ''})", flush=True)
 
     @signals.worker_shutting_down.connect(weak=False)
     def _shutting_down(**_: object) -> None:
@@ -104,14 +127,6 @@ def main(argv: list[str] | None = None) -> int:
             store.worker_seen(name, info, state="offline")
         except Exception:  # noqa: BLE001
             pass
-
-    argv_celery = ["worker", f"--hostname={name}", f"--queues={args.queues}", f"--pool={args.pool}",
-                   f"--concurrency={args.concurrency}", f"--loglevel={args.loglevel}", "--without-gossip",
-                   "--without-mingle", "--prefetch-multiplier=1"]
-    if app.conf.worker_enable_remote_control is False:
-        argv_celery.append("--without-heartbeat")
-    app.worker_main(argv_celery)
-    return 0
 
 
 if __name__ == "__main__":

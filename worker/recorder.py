@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backend.store import Claim, Store
+from distill.errors import first_line
 
 MAX_MESSAGE = 20_000
 STAGES = ("generate", "train", "evaluate", "save")  # the stages a progress bar weighs, in order
@@ -87,7 +88,40 @@ class _Handler(logging.Handler):
         self.recorder.add_log(record.levelname, msg, datetime.fromtimestamp(record.created, UTC))
 
 
-class RunRecorder:
+class _Flusher:
+    """A daemon thread that calls ``flush`` every ``flush_s`` (``_tick`` between flushes); ``stop`` flushes what is
+    left, retrying for up to ``timeout_s``: a database that is briefly away loses nothing."""
+
+    flush_s: float
+    thread_name = "distill-recorder"
+
+    def _start_flushing(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def flush(self) -> bool:
+        raise NotImplementedError
+
+    def _tick(self) -> None:
+        """Between flushes (a heartbeat, a countdown)."""
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+            self._tick()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the thread and flush everything left (retrying for up to ``timeout_s``)."""
+        if getattr(self, "_thread", None) is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+        deadline = time.monotonic() + timeout_s
+        while not self.flush() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+class RunRecorder(_Flusher):
     def __init__(self, store: Store, claim: Claim, *, epochs: float, flush_s: float = 0.25,
                  heartbeat_s: float = 2.0, stop_requested: Callable[[], bool] = lambda: False):
         self.store, self.claim, self.epochs = store, claim, max(float(epochs), 1e-9)
@@ -105,8 +139,7 @@ class RunRecorder:
         self._log_seq, self._metric_seq = claim.next_log_seq, claim.next_metric_seq
         self.cancel_requested = False
         self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._last_beat = 0.0
         self.handler = _Handler(self)
 
     # --- hooks the pipeline calls --------------------------------------------------------------
@@ -179,7 +212,7 @@ class RunRecorder:
             with self._lock:
                 self._logs[:0], self._metrics[:0] = logs, metrics
                 self._fields = {**fields, **self._fields}
-            print(f"distill worker: could not write to the database ({str(e).splitlines()[0]}); retrying",
+            print(f"distill worker: could not write to the database ({first_line(e)}); retrying",
                   file=sys.stderr)
             return False
         if not ok:
@@ -190,7 +223,7 @@ class RunRecorder:
         try:
             state = self.store.heartbeat(self.claim)
         except Exception as e:  # noqa: BLE001
-            print(f"distill worker: heartbeat failed ({str(e).splitlines()[0]})", file=sys.stderr)
+            print(f"distill worker: heartbeat failed ({first_line(e)})", file=sys.stderr)
             return
         if state == "cancel" and not self.cancel_requested:
             self.cancel_requested = True
@@ -198,14 +231,11 @@ class RunRecorder:
         elif state == "lost":
             self.lost = True
 
-    def _loop(self) -> None:
-        last_beat = 0.0
-        while not self._stop.wait(self.flush_s):
-            self.flush()
-            if time.monotonic() - last_beat >= self.heartbeat_s:
-                self.beat()
-                last_beat = time.monotonic()
-                self._count_down(self.clock())
+    def _tick(self) -> None:
+        if time.monotonic() - self._last_beat >= self.heartbeat_s:
+            self.beat()
+            self._last_beat = time.monotonic()
+            self._count_down(self.clock())
 
     def _count_down(self, now: float) -> None:
         """The ETA between reports (an evaluation chunk can take minutes): the time left to the predicted end."""
@@ -215,14 +245,51 @@ class RunRecorder:
 
     def start(self) -> None:
         self.beat()
-        self._thread = threading.Thread(target=self._loop, name="distill-recorder", daemon=True)
-        self._thread.start()
+        self._start_flushing()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the thread and flush everything left (retrying for up to ``timeout_s``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        deadline = time.monotonic() + timeout_s
-        while not self.flush() and time.monotonic() < deadline:
-            time.sleep(0.5)
+
+class ExportRecorder(_Flusher):
+    """An export job's stage, progress and log lines, written to its row every ``flush_s`` with a heartbeat that
+    also reads the cancel flag (``backend/services/exports.py: record``)."""
+
+    def __init__(self, sessions: Any, job_id: int, task_id: str, flush_s: float = 0.5):
+        self.sessions, self.job_id, self.task_id, self.flush_s = sessions, job_id, task_id, flush_s
+        self._lock = threading.Lock()
+        self._lines: list[dict[str, Any]] = []
+        self._fields: dict[str, Any] = {}
+        self.cancel_requested = self.lost = False
+        self.handler = _Handler(self)  # type: ignore[arg-type] - it calls add_log only
+
+    def add_log(self, level: str, message: str, ts: datetime | None = None) -> None:
+        with self._lock:
+            self._lines.append({"ts": (ts or datetime.now(UTC)).isoformat(timespec="seconds"), "level": level,
+                                "message": message[:MAX_MESSAGE]})
+
+    def on_stage(self, stage: str, progress: float) -> None:
+        with self._lock:
+            self._fields.update(stage=stage, progress=progress)
+
+    def should_cancel(self) -> bool:
+        return self.cancel_requested or self.lost
+
+    def flush(self) -> bool:
+        from backend.services.exports import record
+
+        with self._lock:
+            lines, fields, self._lines, self._fields = self._lines, self._fields, [], {}
+        try:
+            state = record(self.sessions, self.job_id, self.task_id, lines, fields)
+        except Exception as e:  # noqa: BLE001 - keep the batch and try again
+            with self._lock:
+                self._lines[:0], self._fields = lines, {**fields, **self._fields}
+            print(f"distill worker: could not write export job {self.job_id} ({first_line(e)}); retrying",
+                  file=sys.stderr)
+            return False
+        self.cancel_requested = self.cancel_requested or state == "cancel"
+        self.lost = self.lost or state == "lost"
+        return True
+
+    thread_name = "distill-export-recorder"
+
+    def start(self) -> None:
+        self._start_flushing()

@@ -1,6 +1,7 @@
 """The tasks (``distill.train``, ``distill.evaluate``, ``distill.all``, ``distill.generate``): thin wrappers that
 load the run's configuration from the database, call the core's ``run_pipeline`` with hooks that
-write to the store, and record how it ended.
+write to the store, and record how it ended. ``distill.export``: an export job (a run's model to GGUF, Ollama or the
+Hub), recorded in its own row (``backend/services/exports.py``).
 
 A message is acted on only if its run is still ``queued`` with the message's task id (see
 ``Store.claim``), so a redelivered or duplicated message never runs a run twice.
@@ -131,3 +132,47 @@ def run_evaluate(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
 @app.task(name="distill.generate", bind=True)
 def run_generate(self, run_id: int) -> dict[str, Any]:  # noqa: ANN001
     return execute(self, run_id)
+
+
+@app.task(name="distill.export", bind=True)
+def run_export(self, job_id: int) -> dict[str, Any]:  # noqa: ANN001
+    """An export job (``backend/services/exports.py``): ``export_run`` on the run's folder, its steps and log lines
+    recorded; a failure or a cancel leaves no export listed (the core writes in a hidden folder)."""
+    from backend.services.exports import claim, finish
+    from distill.errors import RunCancelled, UserError
+    from distill.export.run import ExportHooks, ExportRequest, export_run
+    from worker.recorder import ExportRecorder
+
+    sessions = get_store().sessions
+    job = claim(sessions, int(job_id), self.request.id, self.request.hostname or f"worker-{os.getpid()}")
+    if job is None:
+        wlog.info("export job %s: message %s is stale (cancelled, deleted or re-sent); skipped", job_id,
+                  self.request.id)
+        return {"job_id": job_id, "skipped": True}
+    recorder = ExportRecorder(sessions, int(job_id), self.request.id)
+    log.addHandler(recorder.handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    recorder.start()
+    status, error, export = "failed", None, None
+    try:
+        log.info("Export job %s: %s of %s", job_id, job["request"]["to"], job["run_dir"])
+        done = export_run(job["run_dir"], ExportRequest(**job["request"]),
+                          ExportHooks(on_stage=recorder.on_stage, should_cancel=recorder.should_cancel))
+        status, export = "succeeded", done["name"]
+    except RunCancelled as e:
+        status = "cancelled"
+        log.info("Cancelled: %s", e)
+    except UserError as e:
+        error = first_line(e)
+        log.error("error: %s", error)
+    except Exception as e:  # noqa: BLE001 - anything else: the job fails with the first line, the log gets the trace
+        error = f"{type(e).__name__}: {first_line(e)}"
+        log.error("error: %s\n%s", error, traceback.format_exc())
+    finally:
+        log.removeHandler(recorder.handler)
+        recorder.stop()
+    if not recorder.lost:
+        finish(sessions, int(job_id), self.request.id, status, error, export)
+    wlog.info("export job %s: %s%s", job_id, status, f" ({error})" if error else "")
+    return {"job_id": job_id, "status": status}

@@ -21,7 +21,7 @@ from backend.schemas import (
 )
 from backend.tables import BenchmarkResult, Run
 from distill.evaluation.summary import metric_catalog
-from distill.reasoning import parts
+from distill.reasoning import Split
 
 router = APIRouter(tags=["benchmarks"])
 
@@ -64,7 +64,8 @@ def get_benchmark_samples(run_id: int, suite: str, job_id: int | None = Query(No
     if row is None:
         raise NotFound(f"run {run_id} has no {suite!r} benchmark result" + (f" from job {job_id}" if job_id else ""))
     # Each answer with its thought and answer apart, so that clients need not split the text themselves.
-    records = [{**r, **{m: [{**a, **parts(a.get("text", ""))} for a in r.get(m, [])] for m in ("base", "sft")}}
+    records = [{**r, **{m: [{**a, **Split.of(a.get("text", "")).api_fields()} for a in r.get(m, [])]
+                        for m in ("base", "sft")}}
                for r in row.samples.get("records", [])]
     return BenchmarkSamplesOut(run_id=run_id, job_id=row.job_id, suite=suite, result=row.summary, records=records)
 

@@ -14,7 +14,7 @@ from backend.deps import session
 from backend.errors import FieldError, NotFound
 from backend.tables import Run
 from distill.config import RunConfig
-from distill.sweep.results import compare_folders, configs_diff
+from distill.sweep.results import compare_folders, configs_diff, evaluation_results
 
 router = APIRouter(tags=["compare"])
 
@@ -41,7 +41,7 @@ def compare(runs: str = Query(..., description="comma-separated run ids, at leas
         raise NotFound(f"run {missing[0]} not found")
     label = {i: f"#{i} {rows[i].name or ''}".strip() for i in ids}
     evaluated = {label[i]: Path(rows[i].output_dir) for i in ids
-                 if rows[i].output_dir and (Path(rows[i].output_dir) / "evaluation_results.json").is_file()}
+                 if rows[i].output_dir and evaluation_results(Path(rows[i].output_dir)) is not None}
     defaults = RunConfig().to_json()
     diff = configs_diff({label[i]: rows[i].config for i in ids})
     return {"runs": [{"id": i, "label": label[i]} for i in ids],

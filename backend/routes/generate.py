@@ -22,7 +22,7 @@ from backend.services.catalog import base_of, engine_for, served_for
 from distill.data.builtin import default_system
 from distill.errors import first_line
 from distill.generation.engine import EngineError, Generation, Prompt, Sampling
-from distill.reasoning import StreamSplitter, parts
+from distill.reasoning import Split, StreamSplitter
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 SIDES = ("base", "sft")
@@ -85,7 +85,8 @@ def _remote(engine: dict, prompts: list[Prompt], targets: tuple) -> Iterator[tup
 
 
 def _sides(gens: list[Generation]) -> dict[str, Any]:
-    return {side: {"text": g.text, **parts(g.text), "new_tokens": g.new_tokens, "time_s": round(g.time_s, 4)}
+    return {side: {"text": g.text, **Split.of(g.text).api_fields(), "new_tokens": g.new_tokens,
+                   "time_s": round(g.time_s, 4)}
             for side, g in zip(SIDES, gens, strict=True)}
 
 

@@ -4,7 +4,6 @@ Never needs the token."""
 from __future__ import annotations
 
 import socket
-from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends
@@ -14,11 +13,10 @@ from sqlalchemy.orm import Session
 
 from backend.deps import Services, services
 from backend.schemas import HealthOut, iso
-from backend.tables import Run, Worker, utcnow
+from backend.tables import Run, Worker, worker_seen_since
 from distill.errors import first_line
 
 router = APIRouter(tags=["health"])
-WORKER_SEEN_S = 60
 
 
 def _version() -> str:
@@ -47,7 +45,7 @@ def health(svc: Services = Depends(services)) -> JSONResponse:
     try:
         with svc.sessions() as s:
             s.execute(text("SELECT 1"))
-            cutoff = utcnow() - timedelta(seconds=WORKER_SEEN_S)
+            cutoff = worker_seen_since()
             for w in s.scalars(select(Worker).where(Worker.last_seen >= cutoff, Worker.state == "online")
                                .order_by(Worker.name)):
                 gpus = (w.gpus or {}).get("visible") or []

@@ -25,7 +25,7 @@ from backend.deps import Services, services
 from backend.services.catalog import base_ids, resolve, runs_with_models
 from backend.services.serving import BASE_SUFFIX, Served
 from distill.generation.engine import Generation, Prompt, Sampling
-from distill.reasoning import THINK_OPEN, StreamSplitter, is_thinking, split_response
+from distill.reasoning import Split, StreamSplitter
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 DEFAULT_MAX_TOKENS = 1024
@@ -80,7 +80,7 @@ class ChatRequest(_Sampled):
 
     @property
     def opens_thought(self) -> bool:
-        return self.continue_final_message and is_thinking(self.messages[-1].text())
+        return self.continue_final_message and Split.of(self.messages[-1].text()).in_thought
 
     def prompts(self) -> list[Prompt]:
         if self.max_completion_tokens and not self.max_tokens:
@@ -164,7 +164,7 @@ def _chunks(body: _Sampled, kind: str, n_prompts: int, generated: Iterator) -> I
         return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
 
     split = body.separate_reasoning and kind == "chat"
-    splitters = [StreamSplitter(thinking=body.opens_thought) for _ in range(n_prompts)]
+    splitters = [StreamSplitter(in_thought=body.opens_thought) for _ in range(n_prompts)]
     if kind == "chat":
         yield chunk([choice(i, role=True) for i in range(n_prompts)])
     gens: list[Generation] = []
@@ -189,10 +189,10 @@ def _message(text: str, body: _Sampled) -> dict[str, Any]:
     """The assistant message; with ``separate_reasoning`` the thought apart, the content None while it is open."""
     if not body.separate_reasoning:
         return {"role": "assistant", "content": text}
-    split = split_response((THINK_OPEN if body.opens_thought else "") + text)
-    if not (split.opened or split.closed):
+    split = Split.of(text, in_thought=body.opens_thought)
+    if not split.opened:
         return {"role": "assistant", "content": text, "reasoning_content": None}
-    return {"role": "assistant", "content": split.answer if split.closed else None, "reasoning_content": split.thinking}
+    return {"role": "assistant", "content": split.answer if split.closed else None, "reasoning_content": split.thought}
 
 
 async def _respond(request: Request, svc: Services, body: _Sampled, kind: str) -> Any:

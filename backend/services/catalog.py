@@ -10,19 +10,17 @@ Playground and new benchmark jobs go there, as OpenAI-compatible requests.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.services.serving import BASE_SUFFIX, Served, not_found
-from backend.tables import Run, Worker, utcnow
+from backend.tables import Run, Worker, worker_seen_since
 from distill.config import EMBEDDED_MODEL
 from distill.rundir import RunDir, model_kind
 
 _RUN_ID = re.compile(r"^run-(\d+)(:base)?$")
-ENGINE_SEEN_S = 60
 
 
 def sft_model_of(run: Run) -> Path | None:
@@ -82,7 +80,7 @@ def engine_for(s: Session, run: Run) -> dict | None:
     served = served_for(run)
     if served is None:
         return None
-    recent = utcnow() - timedelta(seconds=ENGINE_SEEN_S)
+    recent = worker_seen_since()
     for w in s.scalars(select(Worker).where(Worker.state == "online", Worker.last_seen >= recent)
                        .order_by(Worker.last_seen.desc())):
         engine = (w.gpus or {}).get("engine") or {}

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from backend.config import Settings
+from distill.errors import first_line
 
 log = logging.getLogger("distill.service")
 
@@ -89,7 +90,7 @@ class Dispatcher:
             return True
         except Exception as e:  # noqa: BLE001 - any broker failure: the maintenance loop retries
             log.warning("could not send run %s to the broker (%s); it stays queued and is re-sent later",
-                        run_id, str(e).splitlines()[0] if str(e) else type(e).__name__)
+                        run_id, first_line(e))
             return False
 
     def identity(self) -> str | None:
@@ -116,6 +117,6 @@ class Dispatcher:
                     conn.ensure_connection(max_retries=1, timeout=2)
             status = "ok"
         except Exception as e:  # noqa: BLE001
-            status = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            status = f"error: {first_line(e)}"
         self._health = (now, status)
         return status

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.config import Settings
 from backend.services.dispatch import Dispatcher, submit_lock
 from backend.store import Store, append_to_run_log_file
-from backend.tables import LogLine, Meta, Run, Worker, utcnow
+from backend.tables import LogLine, Meta, Run, Worker, utcnow, worker_seen_since
+from distill.errors import first_line
 
 log = logging.getLogger("distill.service")
-WORKER_OFFLINE_S = 60.0
 
 
 def reap_lost_runs(store: Store, lost_after_s: float) -> list[int]:
@@ -101,7 +101,7 @@ def redispatch(sessions: sessionmaker[Session], dispatcher: Dispatcher, grace_s:
 
 
 def mark_offline_workers(sessions: sessionmaker[Session]) -> None:
-    cutoff = utcnow() - timedelta(seconds=WORKER_OFFLINE_S)
+    cutoff = worker_seen_since()
     with sessions() as s:
         s.execute(update(Worker).where(Worker.state == "online", Worker.last_seen < cutoff).values(state="offline"))
         s.commit()
@@ -122,7 +122,7 @@ class MaintenanceLoop:
             try:
                 step()
             except Exception as e:  # noqa: BLE001 - a database hiccup must not end the loop
-                log.warning("maintenance: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+                log.warning("maintenance: %s", first_line(e))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.maintenance_s):

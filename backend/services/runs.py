@@ -95,6 +95,10 @@ class RunService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], dispatcher: Dispatcher):
         self.settings, self.sessions, self.dispatcher = settings, sessions, dispatcher
 
+    def run_folder(self, run_id: int) -> Path:
+        """A run's folder when its configuration names none: DISTILL_HOME/runs/run_N."""
+        return self.settings.runs_dir / f"run_{run_id}"
+
     # --- create -----------------------------------------------------------------------------
     def create(self, body: RunConfig, sweep_id: int | None = None) -> Run:
         with submit_lock:
@@ -105,7 +109,7 @@ class RunService:
                 s.add(run)
                 s.flush()
                 if not config.output_dir:
-                    out = self.settings.runs_dir / f"run_{run.id}"
+                    out = self.run_folder(run.id)
                     config = config.model_copy(update={"output_dir": str(out)})
                 if not config.name:
                     config = config.model_copy(update={"name": f"run-{run.id}"})
@@ -139,7 +143,7 @@ class RunService:
                           progress=0.0, cancel_requested=False, attempts=0, parent_id=parent.id)
                 s.add(job)
                 s.flush()
-                out = Path(parent.output_dir or self.settings.runs_dir / f"run_{parent.id}") / "benchmark_jobs" / f"job_{job.id}"
+                out = RunDir(Path(parent.output_dir or self.run_folder(parent.id))).benchmark_job(job.id)
                 config = config.model_copy(update={"output_dir": str(out),
                                                    "name": config.name or f"run-{parent.id} benchmarks #{job.id}"})
                 job.config, job.name, job.output_dir = config.to_json(), config.name, config.output_dir

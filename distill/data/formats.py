@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from distill.data.schema import BadRow, ReasoningExample
-from distill.reasoning import THINK_CLOSE, THINK_OPEN, split_response, with_thought
+from distill.reasoning import THINK_CLOSE, THINK_OPEN, Split, with_thought
 
 BEGIN_THOUGHT = "<|begin_of_thought|>"
 END_THOUGHT = "<|end_of_thought|>"
@@ -135,8 +135,8 @@ def _split_think_tags(text: str) -> tuple[str, str]:
         raise BadRow("unbalanced_thought_markers", "</think> before <think>")
     # A missing opening tag is accepted: R1-style chat templates put <think> in the prompt,
     # so generated replies often start inside the thought.
-    split = split_response(text)
-    return split.thinking, split.answer
+    split = Split.of(text)
+    return split.thought, split.answer
 
 
 def to_target_text(ex: ReasoningExample) -> str:

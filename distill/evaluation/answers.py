@@ -11,7 +11,7 @@ import math
 import re
 
 from distill.data.formats import GSM8K_FINAL_RE
-from distill.reasoning import THINK_CLOSE, split_response
+from distill.reasoning import Split
 
 # A plain number: optional sign, digits with optional thousands groups, optional decimals.
 _NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
@@ -166,8 +166,9 @@ def extract_answer(response: str) -> str | None:
     priority is: last ``\\boxed{}``, last ``#### n``, last "the answer is …" /
     "final answer: …", last number.
     """
-    if THINK_CLOSE in response:
-        answer = _answer_in(split_response(response).answer)
+    split = Split.of(response)
+    if split.closed:
+        answer = _answer_in(split.answer)
         if answer is not None:
             return answer
     return _answer_in(response)

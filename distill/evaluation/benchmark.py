@@ -19,6 +19,7 @@ from typing import Any
 
 from distill.evaluation.diagnostics import sample_diagnostics, summarize_diagnostics
 from distill.evaluation.grading import grade_many
+from distill.evaluation.metrics import shape_metrics
 from distill.evaluation.stats import (
     accuracy_interval,
     majority_correct,
@@ -27,6 +28,7 @@ from distill.evaluation.stats import (
 )
 from distill.evaluation.suites import Problem, Suite
 from distill.generation.engine import BASE, SFT, Engine, EngineError, Generation, Prompt, Sampling
+from distill.reasoning import Split
 
 log = logging.getLogger("distill")
 MODELS = (BASE, SFT)
@@ -93,6 +95,11 @@ def _prompts(problem: Problem, index: int, settings: BenchmarkSettings, system: 
             for k in range(settings.num_samples) for m in MODELS]
 
 
+def _per_sample(gen: Generation, split: Split) -> dict[str, Any]:
+    """Every per-sample diagnostic and shape metric, from the answer's one :class:`Split`."""
+    return {**sample_diagnostics(gen, split), **shape_metrics(split)}
+
+
 def _record(suite: Suite, index: int, problem: Problem, gens: list[Generation], system: str | None
             ) -> dict[str, Any]:
     """One problem's line: its answers (in the order of ``_prompts``), graded."""
@@ -101,7 +108,7 @@ def _record(suite: Suite, index: int, problem: Problem, gens: list[Generation], 
                            "system": _system(problem, system), "gold": problem.answer, BASE: [], SFT: []}
     for r, (g, gr) in enumerate(zip(gens, grades, strict=True)):
         rec[MODELS[r % len(MODELS)]].append({"text": g.text, "extracted": gr.extracted, "key": gr.key,
-                                             "correct": gr.correct, **sample_diagnostics(g)})
+                                             "correct": gr.correct, **_per_sample(g, Split.of(g.text))})
     return rec
 
 

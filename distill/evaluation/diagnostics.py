@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from distill.generation.engine import Generation
-from distill.reasoning import split_response
+from distill.reasoning import Split
 
 _DIGITS = re.compile(r"\d+")
 # A tail counts as a loop when one period repeats at least LOOP_REPEATS times and the repeated
@@ -43,9 +43,9 @@ def is_looping(text: str) -> bool:
     return False
 
 
-def sample_diagnostics(gen: Generation) -> dict[str, Any]:
-    """Per-sample fields kept with each answer."""
-    split = split_response(gen.text)
+def sample_diagnostics(gen: Generation, split: Split) -> dict[str, Any]:
+    """Per-sample fields kept with each answer; ``split`` is the answer's one :class:`Split` (``think_closed``: a
+    thought that ``</think>`` ended, False without a thought)."""
     return {
         "tokens": gen.new_tokens,
         "time_s": round(gen.time_s, 4),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from distill.data.formats import GSM8K_FINAL_RE, gsm8k_final
 from distill.evaluation.answers import answers_match, extract_answer
-from distill.reasoning import answer_text
+from distill.reasoning import Split
 
 GRADERS = ("math", "number", "choice")
 TIMEOUT_S = 5  # math-verify's per-parse and per-comparison limit
@@ -72,7 +72,7 @@ def grade_many(items: Sequence[tuple[str, str, str]]) -> list[Grade]:
 
 def _grade_batch(items: list[tuple[str, str, str]]) -> list[Grade]:
     graders = {"math": _grade_math, "number": _grade_number, "choice": _grade_choice}
-    return [graders[grader](answer_text(response), gold) for response, gold, grader in items]
+    return [graders[grader](Split.of(response).answer, gold) for response, gold, grader in items]
 
 
 @functools.lru_cache(maxsize=8192)

@@ -11,12 +11,7 @@ import re
 from typing import Any
 
 from distill.evaluation.grading import Grade
-from distill.reasoning import (
-    answer_after_think,
-    has_think_tags,
-    reasoning_part,
-    think_closed,
-)
+from distill.reasoning import Split
 
 _CUE_WORDS_RE = re.compile(
     r"\b(?:first|then|so|because|therefore|thus|hence|steps?)\b", re.IGNORECASE
@@ -79,27 +74,33 @@ def quality_score(
     return round(structure + steps + length, 4)
 
 
-def response_metrics(response: str, generation_time_s: float, new_tokens: int, grade: Grade | None) -> dict[str, Any]:
-    """All metrics of one response; ``answer``/``correct`` come from its grade (None: no ground truth)."""
-    tags = has_think_tags(response)
-    closed = think_closed(response)
-    reasoning = reasoning_part(response)
+def shape_metrics(split: Split) -> dict[str, Any]:
+    """The seed's shape metrics of one response, from its one :class:`Split` (kept with every benchmark answer).
+
+    A response without a thought is all reasoning for the step and length counts (a base model reasons in its
+    answer). ``has_think_tags`` and ``think_closed`` are both :attr:`Split.closed` (a thought that ``</think>``
+    ended), the meaning every other place uses."""
+    reasoning = split.thought if split.opened else split.answer
     num_steps = count_steps(reasoning)
     words = len(reasoning.split())
-    has_reasoning = tags or num_steps >= 2 or bool(_CUE_WORDS_RE.search(response))
+    has_reasoning = split.closed or num_steps >= 2 or bool(_CUE_WORDS_RE.search(f"{split.thought}\n{split.answer}"))
     return {
-        "has_think_tags": tags,
-        "think_closed": closed,
+        "has_think_tags": split.closed,
+        "think_closed": split.closed,
         "has_reasoning": has_reasoning,
         "num_steps": num_steps,
         "reasoning_length": words,
-        "quality_score": quality_score(
-            tags_closed=tags and closed,
-            has_answer_after_think=answer_after_think(response) != "",
-            has_reasoning=has_reasoning,
-            num_steps=num_steps,
-            words=words,
-        ),
+        "quality_score": quality_score(tags_closed=split.closed,
+                                       has_answer_after_think=split.closed and split.answer != "",
+                                       has_reasoning=has_reasoning, num_steps=num_steps, words=words),
+    }
+
+
+def response_metrics(split: Split, generation_time_s: float, new_tokens: int, grade: Grade | None) -> dict[str, Any]:
+    """All per-response metrics in the seed's shape: :func:`shape_metrics`, then ``answer``/``correct`` from its grade
+    (None: no ground truth), then generation speed."""
+    return {
+        **shape_metrics(split),
         "answer": grade.extracted if grade is not None else None,
         "correct": grade.correct if grade is not None else None,
         "generation_time_s": generation_time_s,

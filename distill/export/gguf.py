@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ CONVERTER_TYPES = ("f16", "bf16", "f32", "q8_0")
 QUANTIZER_TYPES = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
                    "q4_k_s": "LLAMA_FTYPE_MOSTLY_Q4_K_S", "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
                    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0"}
+# Every --quant value, in the order the CLI lists them: the converter's first, then the quantizer's.
+QUANTS = (*CONVERTER_TYPES, *QUANTIZER_TYPES)
 CONVERT_TIMEOUT_S = 3600
 
 
@@ -42,7 +45,7 @@ def converter_dir() -> Path:
 
 def check_quants(quants: list[str]) -> list[str]:
     """The quantizations, lower-cased and known, the K-quants only where llama.cpp's quantizer is built."""
-    known = [*CONVERTER_TYPES, *QUANTIZER_TYPES]
+    known = list(QUANTS)
     wanted = [q.lower() for q in quants] or ["f16"]
     unknown = [q for q in wanted if q not in known]
     if unknown:
@@ -141,23 +144,27 @@ EXPECTED_FILE_TYPE = {"f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "f32": "ALL_F3
                       "q6_k": "MOSTLY_Q6_K", "q4_0": "MOSTLY_Q4_0", "q5_0": "MOSTLY_Q5_0"}
 
 
-def write_ggufs(model_dir: Path, folder: Path, stem: str, quants: list[str]) -> list[dict[str, Any]]:
-    """One file per quantization in ``folder`` (``STEM-QUANT.gguf``), each read back and checked."""
+def write_ggufs(model_dir: Path, folder: Path, stem: str, quants: list[str],
+                on_quant: Callable[[str, str], None] = lambda quant, kind: None) -> list[dict[str, Any]]:
+    """One file per quantization in ``folder`` (``STEM-QUANT.gguf``), each read back and checked; ``on_quant``
+    (quant, "converting" or "quantizing") before each."""
     made = []
-    f16 = None
+    f16 = None  # the f16 file the quantizer starts from: the one asked for, else a hidden one removed at the end
+    hidden = folder / f".{stem}-f16.tmp.gguf"
     for quant in quants:
         out = folder / f"{stem}-{quant}.gguf"
+        on_quant(quant, "converting" if quant in CONVERTER_TYPES else "quantizing")
         if quant in CONVERTER_TYPES:
             convert(model_dir, out, quant)
+            f16 = out if quant == "f16" else f16
         else:
-            f16 = f16 or convert(model_dir, folder / f".{stem}-f16.tmp.gguf", "f16")
+            f16 = f16 or convert(model_dir, hidden, "f16")
             quantize(f16, out, quant)
         info = describe(out)
         if info["file_type"] != EXPECTED_FILE_TYPE[quant] or not info["architecture"]:
             raise GGUFError(f"{out.name} reads back as {info['file_type']} ({info['architecture']}), not {quant}")
         made.append({"quant": quant, **info})
-    if f16 is not None and f16.name.startswith("."):
-        f16.unlink(missing_ok=True)
+    hidden.unlink(missing_ok=True)
     return made
 
 

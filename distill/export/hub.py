@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from distill.errors import UserError
-from distill.hub import one_line
+from distill.errors import UserError, one_line
 
 TOKEN_ENV = "HF_TOKEN"
 MANIFEST = "export.json"  # the export's own record: kept in the run folder, not uploaded

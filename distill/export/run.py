@@ -12,13 +12,14 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from distill.config import RunConfig
-from distill.errors import UserError
+from distill.errors import RunCancelled, UserError
 from distill.export import gguf, hub, ollama
 from distill.export.card import model_card
 from distill.rundir import RunDir, model_kind
@@ -30,7 +31,29 @@ HUB_WEIGHTS = ("merged", "adapter")
 
 
 class ExportError(UserError, RuntimeError):
-    """This run cannot be exported as asked; one line."""
+    """This run cannot be exported as asked; one line. ``field``: the request's field at fault, if one is."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class ExportCancelled(RunCancelled):
+    """The export was asked to stop; nothing of it is listed (its hidden folder is removed)."""
+
+
+@dataclass
+class ExportHooks:
+    """What a caller (the service's worker) follows: each step as it starts, with the share of the steps done, and
+    a stop flag read between steps (a conversion or an upload in progress is not interrupted)."""
+
+    on_stage: Callable[[str, float], None] = lambda stage, progress: None
+    should_cancel: Callable[[], bool] = lambda: False
+
+    def step(self, stage: str, done: int, total: int) -> None:
+        if self.should_cancel():
+            raise ExportCancelled(f"export cancelled before {stage}")
+        self.on_stage(stage, round(done / max(total, 1), 4))
 
 
 @dataclass
@@ -69,18 +92,23 @@ def check_request(run: RunDir, request: ExportRequest) -> tuple[RunConfig, Path,
         raise ExportError(f"unknown export target {request.to!r}: use one of {', '.join(TARGETS)}")
     config = run_config(run)
     model = full_model(run, config)
-    quants = gguf.check_quants(request.quants) if request.to != "hub" or request.quants else []
+    try:
+        quants = gguf.check_quants(request.quants) if request.to != "hub" or request.quants else []
+    except gguf.GGUFError as e:
+        raise ExportError(str(e), field="quants") from None
     if quants:
         gguf.check_converter()
     if request.to == "hub":
         if not request.repo_id or request.repo_id.count("/") != 1:
-            raise ExportError(f"--repo-id must be owner/name, got {request.repo_id!r}")
+            raise ExportError(f"--repo-id must be owner/name, got {request.repo_id!r}", field="repo_id")
         if request.create_pr and request.revision:
-            raise ExportError("--create-pr opens a pull request against the default branch: drop --revision")
+            raise ExportError("--create-pr opens a pull request against the default branch: drop --revision",
+                              field="revision")
         if request.weights not in HUB_WEIGHTS:
-            raise ExportError(f"unknown --weights {request.weights!r}: use merged or adapter")
+            raise ExportError(f"unknown --weights {request.weights!r}: use merged or adapter", field="weights")
         if request.weights == "adapter" and model_kind(run.final_model) != "adapter":
-            raise ExportError(f"{run.root.name} has no LoRA adapter (a full fine-tune): export --weights merged")
+            raise ExportError(f"{run.root.name} has no LoRA adapter (a full fine-tune): export --weights merged",
+                              field="weights")
         hub.hub_token()
     return config, model, quants
 
@@ -91,10 +119,27 @@ def _copy_model(source: Path, dest: Path) -> None:
             shutil.copy2(p, dest / p.name)
 
 
-def export_run(run_root: Path, request: ExportRequest) -> dict[str, Any]:
+def plan_steps(request: ExportRequest, quants: list[str]) -> list[str]:
+    """The export's steps in order, as ``ExportHooks.on_stage`` reports them."""
+    steps = [("converting" if q in gguf.CONVERTER_TYPES else "quantizing") for q in quants]
+    if request.to == "ollama":
+        steps.append("modelfile")
+    if request.to == "hub":
+        steps += ["staging", "uploading"]
+    return steps
+
+
+def export_run(run_root: Path, request: ExportRequest, hooks: ExportHooks | None = None) -> dict[str, Any]:
     """Do the export; its manifest (also in ``export.json``)."""
+    hooks = hooks or ExportHooks()
     run = RunDir(Path(run_root))
     config, model, quants = check_request(run, request)
+    steps = plan_steps(request, quants)
+    done = iter(range(len(steps)))
+
+    def step(stage: str) -> None:
+        hooks.step(stage, next(done), len(steps))
+
     token = hub.hub_token() if request.to == "hub" else None
     exports = run.root / EXPORTS
     exports.mkdir(exist_ok=True)
@@ -107,11 +152,14 @@ def export_run(run_root: Path, request: ExportRequest) -> dict[str, Any]:
                                     "quants": quants, "ggufs": []}
         if quants:
             log.info("Converting %s to GGUF (%s) with llama.cpp's converter", model, ", ".join(quants))
-            manifest["ggufs"] = gguf.write_ggufs(model, staged, stem, quants)
+            manifest["ggufs"] = gguf.write_ggufs(model, staged, stem, quants, on_quant=lambda q, kind: step(kind))
         if request.to == "ollama":
+            step("modelfile")
             _write_modelfile(run, config, model, staged, manifest)
         if request.to == "hub":
+            step("staging")
             _stage_hub(run, config, request, staged)
+            step("uploading")
             log.info("Uploading %s to the Hub as %s", staged, request.repo_id)
             manifest["hub"] = {"repo_id": request.repo_id, "weights": request.weights,
                                **hub.upload(staged, request.repo_id, request.private, request.revision,

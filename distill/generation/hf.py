@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ from distill.generation.engine import (
     Sampling,
     failed,
 )
-from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN
+from distill.reasoning import FORCED_CLOSE, THINK_OPEN, StreamSplitter
 from distill.threads import ThreadTuner
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in adapter_names
@@ -80,7 +81,8 @@ class Row:
         self.count = 0
         self.done = False
         self.finish = "length"
-        self.in_thought = prompt_text.rstrip().endswith(THINK_OPEN)  # the prompt opened the thought
+        # Where the thought is, by the one rule (distill.reasoning); the prompt may have opened it.
+        self.thought = StreamSplitter(in_thought=prompt_text.rstrip().endswith(THINK_OPEN))
         self.think_tokens = 0
         self.forced = False
         self.force_queue: list[int] = []
@@ -106,12 +108,8 @@ class Row:
         delta = self._detok()
         was_in = self.in_thought
         if delta:
-            tail = self.text[-len(THINK_CLOSE):] + delta  # a tag may straddle two deltas
             self.text += delta
-            if not self.in_thought and THINK_OPEN in tail and THINK_CLOSE not in tail.split(THINK_OPEN)[-1]:
-                self.in_thought = True
-            elif self.in_thought and THINK_CLOSE in tail:
-                self.in_thought = False
+            self.thought.feed(delta)
             for s in self.s.stop:
                 at = self.text.find(s, max(0, len(self.text) - len(delta) - len(s)))
                 if at != -1:
@@ -123,6 +121,10 @@ class Row:
         if not self.done and self.count >= self.s.max_new_tokens:
             self.done = True
         return delta
+
+    @property
+    def in_thought(self) -> bool:
+        return self.thought.in_thought
 
     def result(self, time_s: float) -> Generation:
         return Generation(text=self.text.strip(), new_tokens=self.count, finish_reason=self.finish, time_s=time_s,
@@ -227,7 +229,9 @@ class _Rows:
 class HFEngine:
     """Generation with in-process transformers models. ``targets`` maps a model name to
     ``(model, adapter)``: adapter None for a plain model, or the PEFT adapter name
-    (``BASE_ADAPTER`` = the same weights with the adapter off)."""
+    (``BASE_ADAPTER`` = the same weights with the adapter off). Names are added and removed through the
+    registry methods (``add``, ``alias``, ``add_adapter``, ``remove``), under ``lock``: a name never changes
+    while a batch generates."""
 
     name = "hf"
 
@@ -261,6 +265,53 @@ class HFEngine:
 
     def close(self) -> None:
         self.targets.clear()
+
+    # --- the registry: which names this engine serves ---------------------------------------------
+    def serves(self, name: str) -> bool:
+        return name in self.targets
+
+    def model_of(self, name: str) -> Any:
+        """The model object that answers for ``name`` (a PEFT model serves all its adapters and its base)."""
+        return self.targets[name][0]
+
+    def add(self, name: str, model: Any, adapter: str | None = None) -> None:
+        """Serve ``model`` as ``name`` (``adapter``: the PEFT adapter it answers with; None = a plain model)."""
+        with self.lock:
+            self.targets[name] = (model, adapter)
+
+    def alias(self, name: str, target: str) -> None:
+        """``name`` answers as ``target`` does now (the same weights, the same adapter)."""
+        with self.lock:
+            self.targets[name] = self.targets[target]
+
+    def add_adapter(self, name: str, path: str | Path, onto: str, adapter: str | None = None) -> None:
+        """Load the LoRA adapter in ``path`` onto the model ``onto`` names and serve it as ``name`` (PEFT adapter
+        ``adapter``, default ``name``). The first adapter wraps the plain model in a PEFT model: every name that
+        served the plain model answers through the wrapper from then on, with the adapter off."""
+        from peft import PeftModel
+
+        adapter = adapter or name
+        with self.lock:
+            model = self.model_of(onto)
+            if isinstance(model, PeftModel):
+                model.load_adapter(str(path), adapter_name=adapter)
+                model.set_adapter(adapter)  # PEFT's active adapter must not be one deleted later
+            else:
+                plain, model = model, PeftModel.from_pretrained(model, str(path), adapter_name=adapter).eval()
+                for other, (m, _) in list(self.targets.items()):
+                    if m is plain:
+                        self.targets[other] = (model, BASE_ADAPTER)
+            self.targets[name] = (model, adapter)
+
+    def remove(self, name: str) -> None:
+        """Stop serving ``name``. A PEFT adapter that no name answers with any more is deleted from its model
+        (its weights leave memory); a model no name serves is freed with its last reference."""
+        with self.lock:
+            model, adapter = self.targets.pop(name, (None, None))
+            if adapter in (None, BASE_ADAPTER):
+                return
+            if not any(m is model and a == adapter for m, a in self.targets.values()):
+                model.delete_adapter(adapter)
 
     def rolls(self, model: Any) -> bool:
         """Whether ``model``'s prompts go through the rolling batch."""

@@ -27,6 +27,7 @@ import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from distill.errors import first_line
 from distill.generation.engine import (
     EngineError,
     Generation,
@@ -36,7 +37,7 @@ from distill.generation.engine import (
     Prompt,
     failed,
 )
-from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, split_response, with_thought
+from distill.reasoning import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, Split, with_thought
 
 API_KEY_ENV = "DISTILL_ENGINE_API_KEY"  # read here only: never stored in a run's config, never logged
 NO_KEY = "EMPTY"  # the SDK insists on a key; servers without auth ignore it
@@ -168,8 +169,7 @@ class OpenAIEngine:
         first = await self._request(client, p, p.messages, budget or s.max_new_tokens,
                                     [*s.stop, THINK_CLOSE] if budget else list(s.stop), emit, p.continue_final)
         text, tokens, finish, forced = first.text, first.tokens, first.finish, False
-        thinking = THINK_OPEN in text or THINK_OPEN in partial
-        if budget and thinking and THINK_CLOSE not in text and tokens < s.max_new_tokens:
+        if budget and Split.of(partial + text).in_thought and tokens < s.max_new_tokens:
             # Stopped at </think> (the server drops the stop string) or at the budget (force the close).
             forced = finish == "length"
             close = FORCED_CLOSE if forced else THINK_CLOSE
@@ -182,8 +182,8 @@ class OpenAIEngine:
         if first.think_tokens is not None and not forced:
             think = first.think_tokens
         else:
-            split = split_response(partial + text)
-            think = round(tokens * len(split.thinking) / len(text)) if text and split.opened else 0
+            split = Split.of(partial + text)
+            think = round(tokens * len(split.thought) / len(text)) if text and split.opened else 0
         return Generation(text=text.strip(), new_tokens=tokens, finish_reason=finish,
                           time_s=time.perf_counter() - t0, prompt_tokens=first.prompt_tokens, think_tokens=think,
                           forced=forced)
@@ -201,7 +201,7 @@ class OpenAIEngine:
         if emit is not None:
             args.update(stream=True, stream_options={"include_usage": True})
         # A continued turn that already closed its thought: whatever a reasoning parser calls thought is answer.
-        answered = continue_final and THINK_CLOSE in (messages[-1]["content"] if messages else "")
+        answered = continue_final and bool(messages) and Split.of(messages[-1]["content"]).closed
         if p.text is not None:
             path, made_as, chunk_as, args["prompt"] = "/completions", Completion, Completion, p.text
         else:
@@ -321,7 +321,7 @@ def _why(e: Exception) -> str:
     if isinstance(e, openai.APITimeoutError):
         return "timed out"
     cause = e.__cause__ or e.__context__
-    text = str(cause or e).splitlines()[0] if str(cause or e) else type(cause or e).__name__
+    text = first_line(cause or e)
     if "refused" in text.lower() or "connecterror" in type(cause).__name__.lower():
         return "connection refused"
     return text[:200]

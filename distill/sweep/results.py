@@ -1,5 +1,5 @@
-"""A sweep's table and verdict, read from its points' run folders (``evaluation_results.json``, ``timings.json``),
-written as ``sweep.json`` and ``sweep.md``."""
+"""A sweep's table and verdict, read from its points' run folders (``evaluation_results.json`` through
+``distill.evaluation.results.load``, ``timings.json``), written as ``sweep.json`` and ``sweep.md``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from distill.evaluation.results import load
 from distill.sweep.plan import Point
 from distill.sweep.verdict import pairwise, verdict
 
@@ -25,6 +26,19 @@ def _parsed(path: Path, mtime_ns: int) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def evaluation_results(folder: Path) -> dict[str, Any] | None:
+    """A run folder's ``evaluation_results.json`` as the current result model (any stored version: ``load``, which
+    refuses a version it cannot read in one line), or None when the run has not been evaluated."""
+    path = folder / "evaluation_results.json"
+    return _loaded(path, path.stat().st_mtime_ns) if path.is_file() else None
+
+
+@lru_cache(maxsize=256)
+def _loaded(path: Path, mtime_ns: int) -> dict[str, Any]:
+    # Cached like ``_parsed``: ``load`` renders the older keys again where a file holds only the model.
+    return load(_parsed(path, mtime_ns))
+
+
 def objective_of(spec_objective: str | None, suites: list[str]) -> tuple[str, str]:
     """(suite, metric): ``SUITE`` or ``SUITE:METRIC``; default the first suite's pass@1."""
     if not spec_objective:
@@ -35,7 +49,7 @@ def objective_of(spec_objective: str | None, suites: list[str]) -> tuple[str, st
 
 def point_row(point: Point, folder: Path, suite: str, metric: str) -> dict[str, Any]:
     """One line of the table; ``status`` says whether the point finished."""
-    results, timings = _read(folder / "evaluation_results.json"), _read(folder / "timings.json") or {}
+    results, timings = evaluation_results(folder), _read(folder / "timings.json") or {}
     row: dict[str, Any] = {"name": point.name, "overrides": point.overrides, "merged": point.merged,
                            "folder": str(folder), "wall_s": round(timings.get("total_s", 0.0), 1) or None}
     block = (results or {}).get("benchmarks", {}).get(suite)
@@ -52,7 +66,7 @@ def point_row(point: Point, folder: Path, suite: str, metric: str) -> dict[str, 
 
 def per_problem_scores(folder: Path, suite: str) -> dict[str, float]:
     """Problem id → the fine-tuned model's pass@1 on it."""
-    results = _read(folder / "evaluation_results.json") or {}
+    results = evaluation_results(folder) or {}
     records = results.get("benchmark_samples", {}).get(suite, [])
     return {r["id"]: sum(bool(s["correct"]) for s in r["sft"]) / len(r["sft"]) for r in records if r["sft"]}
 
@@ -81,7 +95,7 @@ def configs_diff(configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
 def compare_folders(folders: dict[str, Path]) -> dict[str, Any]:
     """Runs side by side: each suite they all answered, every pair of runs' fine-tuned models tested on the
     problems both answered (Holm-corrected across the pairs of that suite)."""
-    results = {name: _read(f / "evaluation_results.json") or {} for name, f in folders.items()}
+    results = {name: evaluation_results(f) or {} for name, f in folders.items()}
     suites = [s for s in next(iter(results.values()), {}).get("benchmarks", {})
               if all(s in r.get("benchmarks", {}) for r in results.values())] if results else []
     out: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from distill.data import builtin
 from distill.data.schema import DataFormatError
 from distill.data.sources import BUILTIN_SOURCE, DEFAULT_BUILTIN_ROWS, iter_rows
-from distill.errors import UserError
+from distill.errors import UserError, one_line
 from distill.evaluation.grading import GRADERS
 from distill.evaluation.suites import (
     ANSWER_COLUMNS,
@@ -37,7 +37,6 @@ from distill.evaluation.suites import (
     load_suite,
     parse_benchmarks,
 )
-from distill.hub import one_line
 
 OPTIONS = ("problem", "answer", "grader", "skip", "split")
 

@@ -24,14 +24,13 @@ import numpy as np
 
 from distill.config import RunConfig
 from distill.data.builtin import EVAL_SPLIT, default_system
-from distill.errors import RunCancelled
+from distill.errors import RunCancelled, one_line
 from distill.evaluation.benchmark import BenchmarkSettings
 from distill.evaluation.grading import grade_many
 from distill.evaluation.stats import accuracy_interval, pass_at_k_table
 from distill.evaluation.suites import HELDOUT, Problem, Suite, SuiteError, load_suite, parse_benchmarks
 from distill.generation.engine import Engine, Generation, GenerationCancelled, Prompt
-from distill.hub import one_line
-from distill.reasoning import split_response, with_thought
+from distill.reasoning import Split, with_thought
 from distill.rundir import RunDir
 from distill.traces.card import write_card
 from distill.traces.filters import contamination, duplicates
@@ -197,7 +196,7 @@ class Finisher:
                           strict=True))
         messages = messages_for(ctx.config, ctx.system, p.prompt)
         closed = [i for i, g in enumerate(gens)
-                  if g.error is None and g.finish_reason == "stop" and split_response(g.text).closed]
+                  if g.error is None and g.finish_reason == "stop" and Split.of(g.text).closed]
         lengths = dict(zip(closed, self.student_tokens(messages, [gens[i].text for i in closed]), strict=True))
         samples = [sample_record(g, grades.get(i), lengths.get(i)) for i, g in enumerate(gens)]
         row = {**ctx.base_row(p, index),
@@ -266,10 +265,10 @@ def judge(row: dict[str, Any], config: RunConfig) -> dict[str, Any]:
 
 def _normalized(g: Generation) -> Generation:
     """The text in the trained format: ``<think>\\n…\\n</think>\\n\\n{answer}`` (a base reply stays as it is)."""
-    split = split_response(g.text)
-    if not (split.opened or split.closed):
+    split = Split.of(g.text)
+    if not split.opened:
         return g
-    return replace(g, text=with_thought(split.thinking, split.answer, split.closed))
+    return replace(g, text=with_thought(split.thought, split.answer, split.closed))
 
 
 @dataclass

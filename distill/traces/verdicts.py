@@ -15,7 +15,7 @@ from typing import Any
 from distill.evaluation.diagnostics import is_looping
 from distill.evaluation.grading import Grade
 from distill.generation.engine import Generation
-from distill.reasoning import split_response
+from distill.reasoning import Split
 
 KEEP_POLICIES = ("all_correct", "shortest_correct", "first_correct", "all")
 REJECTIONS = ("failed", "looping", "incomplete", "no_answer", "wrong", "too_long", "duplicate", "not_selected")
@@ -24,12 +24,12 @@ VERDICTS = ("kept", *REJECTIONS)
 
 def sample_record(gen: Generation, grade: Grade | None, student_tokens: int | None) -> dict[str, Any]:
     """What is kept of one trace: its text and parts, how it ended, its grade and length."""
-    split = split_response(gen.text)
+    split = Split.of(gen.text)
     return {
-        "text": gen.text, "thought": split.thinking if split.opened or split.closed else None, "answer": split.answer,
+        "text": gen.text, "thought": split.thought if split.opened else None, "answer": split.answer,
         "finish_reason": gen.finish_reason, "tokens": gen.new_tokens, "prompt_tokens": gen.prompt_tokens,
         "think_tokens": gen.think_tokens, "student_tokens": student_tokens, "error": gen.error,
-        "complete": gen.error is None and gen.finish_reason == "stop" and split.closed and bool(split.thinking),
+        "complete": gen.error is None and gen.finish_reason == "stop" and split.closed and bool(split.thought),
         "looping": gen.error is None and is_looping(gen.text),
         "extracted": grade.extracted if grade else None, "correct": bool(grade and grade.correct),
     }

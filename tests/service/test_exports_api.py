@@ -44,7 +44,7 @@ def _finished_run(settings: Settings, tiny_model_path: str) -> tuple[int, Path]:
 
 def test_exports_are_listed_with_links_and_served(client: TestClient, settings: Settings, tiny_model_path: str):
     rid, out = _finished_run(settings, tiny_model_path)
-    assert client.get(f"{API}/runs/{rid}/exports").json() == {"items": []}
+    assert client.get(f"{API}/runs/{rid}/exports").json() == {"items": [], "jobs": []}
     done = export_run(out, ExportRequest(to="ollama"))
     (out / "exports" / ".gguf-unfinished.x").mkdir()  # an export being written is not listed
     items = client.get(f"{API}/runs/{rid}/exports").json()["items"]

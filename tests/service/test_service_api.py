@@ -270,6 +270,30 @@ def test_evaluation_is_404_until_done(client: TestClient, settings: Settings) ->
     assert client.get(f"{API}/runs/{rid}/metrics").json() == {"points": []}
 
 
+def test_an_evaluation_written_before_schema_version_reads_through_the_store_and_api(client: TestClient,
+                                                                                     settings: Settings) -> None:
+    """tests/data/evaluation_results_v1.json was written by the code before schema_version: the worker's store
+    keeps it, and /evaluation, the run and its benchmarks answer it as schema 1."""
+    from backend.store import Claim
+
+    v1 = json.loads((Path(__file__).parents[1] / "data" / "evaluation_results_v1.json").read_text())
+    rid = _fake_run(settings, status="running")
+    claim = Claim(run_id=rid, task_id="t", config={}, output_dir="", attempt=1, next_log_seq=1, next_metric_seq=1,
+                  worker="w")
+    assert _store(settings).finish(claim, "succeeded", evaluation=v1)
+    ev = client.get(f"{API}/runs/{rid}/evaluation").json()
+    assert ev["schema_version"] == 1 and "benchmark_samples" not in ev  # the answers went to benchmark_results
+    assert ev["summary"] == v1["summary"] and ev["accuracy_test"] == v1["accuracy_test"]
+    assert ev["benchmarks"]["arith"]["sft"]["pass@1"] == 0.8333
+    first = ev["samples"][0]["sft"]
+    assert (first["thinking"], first["answer_part"], first["thinking_closed"]) == \
+        ("2 + 3 = 5", "The answer is \\boxed{5}.", True)
+    summary = client.get(f"{API}/runs/{rid}").json()["summary"]
+    assert summary["sft"]["accuracy"] == 1.0 and summary["benchmarks"]["halves"]["base"]["pass@1"] == 1.0
+    suite = client.get(f"{API}/runs/{rid}/benchmarks/arith").json()
+    assert len(suite["records"]) == 3 and suite["records"][0]["sft"][0]["thinking"] == "2 + 3 = 5"
+
+
 # --- artifacts ----------------------------------------------------------------------------------
 
 def test_artifacts_list_files_and_zip_folders(client: TestClient, settings: Settings) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from distill.evaluation.suites import MATH_TEMPLATE
-from distill.reasoning import parts as response_parts
+from distill.reasoning import Split
 from svc_helpers import LiveServer, WorkerProcess, make_settings, migrate, wait_for, wait_status
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def _as_stored(records: list[dict]) -> list[dict]:
             for answer in record.get(model) or []:
                 answer = dict(answer)
                 parts = {k: answer.pop(k) for k in ("thinking", "answer_part", "thinking_closed")}
-                assert parts == response_parts(answer["text"])
+                assert parts == Split.of(answer["text"]).api_fields()
                 answers.append(answer)
             record[model] = answers
         out.append(record)

@@ -247,7 +247,7 @@ def test_the_openai_engine_evaluates_through_this_services_v1(served, tmp_path, 
 def test_the_openai_engine_forces_a_thinking_budget_through_v1(served, monkeypatch) -> None:
     from distill.generation.engine import Prompt, Sampling
     from distill.generation.remote import OpenAIEngine
-    from distill.reasoning import split_response
+    from distill.reasoning import Split
 
     api, lora, _ = served
     monkeypatch.setenv("DISTILL_ENGINE_API_KEY", TOKEN)
@@ -259,7 +259,7 @@ def test_the_openai_engine_forces_a_thinking_budget_through_v1(served, monkeypat
                sampling=Sampling(max_new_tokens=24, max_thinking_tokens=5)),
     ])
     assert not free.forced and "</think>" not in free.text  # the random adapter never closes its thought itself
-    split = split_response("<think>\n" + forced.text)
+    split = Split.of(forced.text, in_thought=True)
     assert forced.forced and split.closed and forced.text.index("</think>") > 0
     assert forced.new_tokens > 5  # it answered after the forced close
 

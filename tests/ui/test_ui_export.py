@@ -23,12 +23,12 @@ def test_export_panel_lists_exports_with_download_links(page: Any, studio: Studi
     rid = studio.finished_run()
     out = Path(studio.api.get(f"/runs/{rid}").json()["output_dir"])
     open_ui(page, f"{studio.url}/ui/?run={rid}")
-    wait_text(page, "#artifacts", "No exports yet", timeout=60_000)
+    wait_text(page, "#exports", "No exports yet", timeout=60_000)
     done = export_run(out, ExportRequest(to="ollama", quants=["q8_0"]))
     page.reload()
     open_ui(page, f"{studio.url}/ui/?run={rid}")
-    wait_text(page, "#artifacts .ds-exports", "MOSTLY_Q8_0", timeout=60_000)
-    links = page.locator("#artifacts .ds-exports a[download]")
+    wait_text(page, "#exports .ds-exports", "MOSTLY_Q8_0", timeout=60_000)
+    links = page.locator("#exports .ds-exports a[download]")
     names = [a.split(" (")[0] for a in links.all_inner_texts()]
     assert sorted(names) == sorted(done["files"]), names
     href = links.filter(has_text="Modelfile").get_attribute("href")

@@ -148,9 +148,9 @@ def test_suite_card_has_pass_at_k_cons_and_diagnostics_from_the_catalog(cat: Cat
 
 def sample(text: str, correct: bool, **kw: object) -> dict:
     """A sample as GET /runs/{id}/benchmarks/{suite} returns it: the API adds the thought and the answer apart."""
-    from distill.reasoning import parts
+    from distill.reasoning import Split
 
-    return {"text": text, **parts(text), "extracted": "4" if correct else "5", "correct": correct, "tokens": 30,
+    return {"text": text, **Split.of(text).api_fields(), "extracted": "4" if correct else "5", "correct": correct, "tokens": 30,
             "time_s": 0.5, "think_tokens": 20, "finish_reason": "stop", "truncated": False, "think_closed": True,
             "looping": False, "forced": False, **kw}
 

@@ -27,8 +27,9 @@ Y_LABELS = "g.role-axis[aria-label^='Y-axis'] .role-axis-label text"
 @pytest.fixture(scope="module")
 def runs(studio: Studio) -> Iterator[dict[str, int]]:
     """{'one': a 1-epoch run, 'two': a 2-epoch run, 'job': a benchmark job on 'two'}, all succeeded."""
-    one = studio.create_run(name="newcomer one", **TINY)
-    two = studio.create_run(name="newcomer two", **dict(TINY, epochs=2))
+    once = dict(TINY, validations_per_epoch=1)  # one validation point per epoch: a lone point is drawn as a point
+    one = studio.create_run(name="newcomer one", **once)
+    two = studio.create_run(name="newcomer two", **dict(once, epochs=2))
     for r in (one, two):
         studio.wait_status(r["id"], {"succeeded"}, RUN_TIMEOUT_S)
     (studio.home / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))

@@ -9,6 +9,7 @@ import asyncio
 import os
 import tempfile
 from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gradio as gr
@@ -16,6 +17,7 @@ import pandas as pd
 
 from ui.client import FINISHED, ApiCallError
 from ui.manager import Manager
+from ui.pages import export_panel
 from ui.pages.benchmarks_view import suites_html
 from ui.pages.common import CLICK_JS, Ctx, run_choices, to_int, y_format
 from ui.pages.run_detail_view import (
@@ -78,6 +80,24 @@ BENCH_FIELDS = {
 
 def build(ctx: Ctx, m: Manager) -> None:
     e: dict[str, Any] = {}
+    _build_toolbar(e)
+    e["banner"] = gr.HTML("", elem_id="run-banner", elem_classes=["ds-collapse"])
+    e["failure"] = gr.HTML("", elem_id="run-failure", elem_classes=["ds-collapse"])
+    e["parent"] = gr.HTML("", elem_id="run-parent", elem_classes=["ds-collapse"], js_on_load=CLICK_JS)
+    e["progress"] = gr.HTML(PICK_HINT, elem_id="run-progress")
+    _build_log_and_curves(e)
+    _build_benchmarks(e)
+    _build_evaluation(e)
+    _build_artifacts(e)
+    export_panel.build(m)  # the Export panel (ui/pages/export_panel.py)
+    with gr.Accordion("Configuration", open=False):
+        e["config"] = gr.HTML("", elem_id="run-config")
+    e["state"] = gr.State(RunView())
+    e["timer"] = gr.Timer(POLL_S, active=False)
+    m.add(PAGE, e)
+
+
+def _build_toolbar(e: dict[str, Any]) -> None:
     with gr.Row(equal_height=False, elem_classes=["ds-toolbar"]):
         e["pick"] = gr.Dropdown(label="Run", choices=[], value=None, scale=3, min_width=260, elem_id="run-pick",
                                 allow_custom_value=False, filterable=True)
@@ -93,10 +113,9 @@ def build(ctx: Ctx, m: Manager) -> None:
                 e["clone_btn"] = gr.Button("✎ Clone into form", size="sm", min_width=120, elem_id="run-clone")
                 e["playground_btn"] = gr.Button("▶ Prompt both models", size="sm", min_width=120,
                                                 elem_id="run-playground", interactive=False)
-    e["banner"] = gr.HTML("", elem_id="run-banner", elem_classes=["ds-collapse"])
-    e["failure"] = gr.HTML("", elem_id="run-failure", elem_classes=["ds-collapse"])
-    e["parent"] = gr.HTML("", elem_id="run-parent", elem_classes=["ds-collapse"], js_on_load=CLICK_JS)
-    e["progress"] = gr.HTML(PICK_HINT, elem_id="run-progress")
+
+
+def _build_log_and_curves(e: dict[str, Any]) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=340):
             gr.Markdown(f"**Log** <span class='ds-muted ds-small'>live; the last {LOG_LINES_SHOWN} lines; "
@@ -115,6 +134,9 @@ def build(ctx: Ctx, m: Manager) -> None:
                             y_axis_format=y_format(series[0]), x_bin=1, x_axis_format="d",
                         )
     e["plots_box"] = plots_box
+
+
+def _build_benchmarks(e: dict[str, Any]) -> None:
     gr.Markdown("### Benchmarks: base vs SFT on the same problems, pass@1 with its 95 % interval")
     e["bench_results"] = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>',
                                  elem_id="run-benchmarks", js_on_load=CLICK_JS)
@@ -138,6 +160,9 @@ def build(ctx: Ctx, m: Manager) -> None:
                 e["bench_banner"] = gr.HTML("", elem_id="bench-banner", elem_classes=["ds-collapse"])
         e["bench_box"] = box
         e["bench_note"] = gr.HTML("", elem_id="bench-note")
+
+
+def _build_evaluation(e: dict[str, Any]) -> None:
     gr.Markdown("### Evaluation details: the first answer of each model to each prompt")
     with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
         e["eval_table"] = gr.HTML('<div class="ds-muted">Shown when the run has been evaluated.</div>',
@@ -145,6 +170,9 @@ def build(ctx: Ctx, m: Manager) -> None:
         e["by_set"] = gr.HTML("", elem_id="eval-by-set", min_width=340)
     with gr.Accordion("Every evaluation prompt: base and SFT answers side by side", open=False, elem_id="samples-acc"):
         e["samples"] = gr.HTML("", elem_id="eval-samples")
+
+
+def _build_artifacts(e: dict[str, Any]) -> None:
     with gr.Accordion("Artifacts", open=True):
         with gr.Row(equal_height=False, elem_classes=["ds-stack"]):
             e["artifacts"] = gr.HTML("", elem_id="artifacts", min_width=300)
@@ -154,11 +182,6 @@ def build(ctx: Ctx, m: Manager) -> None:
                 e["art_btn"] = gr.Button("⬇ Prepare download", size="sm", elem_id="artifact-btn")
                 e["art_file"] = gr.File(label="File", interactive=False, elem_id="artifact-file", visible=False,
                                         height=80)
-    with gr.Accordion("Configuration", open=False):
-        e["config"] = gr.HTML("", elem_id="run-config")
-    e["state"] = gr.State({})
-    e["timer"] = gr.Timer(POLL_S, active=False)
-    m.add(PAGE, e)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -286,128 +309,204 @@ def _benchmarks(ctx: Ctx, m: Manager, run: dict[str, Any]) -> tuple[dict[Any, An
             any(j.get("status") not in FINISHED for j in jobs))
 
 
-def render(ctx: Ctx, m: Manager, run_id: int | None, prev: dict[str, Any]) -> dict[Any, Any]:
+# --------------------------------------------------------------------------- view model
+
+@dataclass
+class RunView:
+    """What the page keeps between refreshes (its ``gr.State``): which run it shows, in which status, and how much of
+    it is on screen already, so that a poll sends only what changed (a re-render resets the reader's view)."""
+
+    id: int | None = None
+    status: str | None = None
+    points: int = -1  # curve points drawn (-1: none yet, so an empty run still draws its empty plots)
+    evaluated: bool = False  # the evaluation section is final (results shown, or why there are none)
+    error: str | None = None  # the API's last refusal; the timer keeps trying
+    artifacts: list[str] | None = None  # the artifact picker's names (None: not asked yet)
+    failure: bool = False  # the failure banner is shown
+    jobs_active: bool = False  # a benchmark job is going: its section is asked every poll
+    shown: dict[str, str] = field(default_factory=dict)  # the HTML last sent, by component name
+
+    def following(self, run_id: int, status: str | None) -> RunView:
+        """The view this refresh builds: the same run keeps what is on screen; another run starts afresh."""
+        if self.id != run_id:
+            return RunView(id=run_id, status=status)
+        return replace(self, status=status, error=None, shown=dict(self.shown))
+
+
+@dataclass
+class Refresh:
+    """One refresh: the run as the API returns it now, the view before, and the view being built (the sections
+    update ``view`` as they send things)."""
+
+    run_id: int
+    run: dict[str, Any]
+    prev: RunView
+    view: RunView
+
+    @property
+    def status(self) -> str | None:
+        return self.run.get("status")
+
+    @property
+    def same_run(self) -> bool:
+        return self.prev.id == self.view.id
+
+    @property
+    def changed(self) -> bool:
+        """A new run, or the run's status moved: the parts that follow the status are sent again."""
+        return not self.same_run or self.prev.status != self.status
+
+
+def needs_poll(run_id: int, prev: RunView) -> bool:
+    """A finished run that is fully rendered, with no benchmark job going, needs no polling."""
+    return not (prev.id == run_id and prev.status in FINISHED and not prev.error
+                and (prev.evaluated or prev.status != "succeeded") and not prev.jobs_active)
+
+
+# --------------------------------------------------------------------------- rendering, one function per section
+
+def render(ctx: Ctx, m: Manager, run_id: int | None, prev: RunView) -> dict[Any, Any]:
     """The page's updates for one poll; unchanged parts are not sent (no re-render, no flicker)."""
     p = m.page(PAGE)
     if run_id is None:
-        return {p["state"]: {}}
+        return {p["state"]: RunView()}
     try:
         run = ctx.api.get_run(run_id)
     except ApiCallError as e:
         # Keep what is shown; say why it is not updating. The timer keeps trying (API restarts).
-        return {p["banner"]: banner_html(e.message), p["state"]: dict(prev, error=e.message)}
-    status = run.get("status")
-    same_run = prev.get("id") == run_id
-    changed = not same_run or prev.get("status") != status
-    state = {"id": run_id, "status": status, "points": prev.get("points", 0) if same_run else -1,
-             "eval": prev.get("eval", False) if same_run else False, "error": None,
-             "artifacts": prev.get("artifacts") if same_run else None,
-             "failure": prev.get("failure", False) if same_run else False,
-             "jobs_active": prev.get("jobs_active", False) if same_run else False,
-             "shown": dict(prev.get("shown", {})) if same_run else {}}
+        return {p["banner"]: banner_html(e.message), p["state"]: replace(prev, error=e.message)}
+    r = Refresh(run_id, run, prev, prev.following(run_id, run.get("status")))
     out: dict[Any, Any] = {p["banner"]: "", p["progress"]: progress_html(run)}
-    if status == "failed" and not state["failure"]:
-        out[p["failure"]] = failure_html(run, _tail(ctx, run_id))
-        state["failure"] = True
-    elif status != "failed":
-        if not same_run or prev.get("status") == "failed" or prev.get("failure"):
-            out[p["failure"]] = ""
-        state["failure"] = False
-    if not same_run:
-        out[p["parent"]] = parent_html(run)
-        # A trace generation has no model: no curves to draw.
-        out[p["plots_box"]] = gr.update(visible=not _generates_only(run))
-    if changed:
-        out.update(button_updates(m, run))
-    # curves: only when new points arrived
-    try:
-        points = ctx.api.get_metrics(run_id) if (status != "queued" or not same_run) else []
-    except ApiCallError:
-        points = None
-    if points is not None and len(points) != state["points"]:
-        out.update(_plots(m, points))
-        state["points"] = len(points)
-    # benchmarks: when the status changes, and while a job is going
-    if changed or state["jobs_active"]:
-        section, state["jobs_active"] = _benchmarks(ctx, m, run)
-        # While a job runs this is asked every poll: send only what changed (a re-render resets the reader's view).
-        for name in ("bench_results", "jobs"):
-            html = section.pop(p[name], None)
-            if html is not None and state["shown"].get(name) != html:
-                out[p[name]] = state["shown"][name] = html
-        out.update(section)
-    # evaluation: once, when it exists
-    if not state["eval"] and (status == "succeeded" or run.get("summary")):
-        try:
-            ev = ctx.api.get_evaluation(run_id)
-        except ApiCallError as e:
-            ev = None
-            out[p["banner"]] = banner_html(e.message)
-        if ev:
-            summary = ev.get("summary") or {}
-            test = ev.get("accuracy_test") or (run.get("summary") or {}).get("accuracy_test")
-            out[p["eval_table"]] = metrics_table_html(summary, ev.get("deltas"), ctx.catalog, test)
-            out[p["by_set"]] = by_set_html(ev.get("by_set"), ctx.catalog) + kv_html(ev.get("data_report"),
-                                                                                   "Training data")
-            out[p["samples"]] = samples_html(ev.get("samples") or [])
-            state["eval"] = True
-        elif status == "succeeded" and not out[p["banner"]]:
-            # Finished without an evaluation (mode train or generate, or no suite).
-            msg = (NO_EVAL_GENERATE if _generates_only(run) else
-                   "This run has no evaluation (see its mode and evaluation settings).")
-            out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
-            state["eval"] = True
-    elif not same_run or (changed and not state["eval"]):
-        msg = {"failed": "No evaluation: the run failed.", "cancelled": "No evaluation: the run was cancelled."}.get(
-            str(status), "Shown when the run has been evaluated.")
-        if run.get("config", {}).get("mode") == "train" and status == "succeeded":
-            msg = "No evaluation: this run was launched with mode train."
-        if _generates_only(run):
-            msg = NO_EVAL_GENERATE
-        out.update({p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""})
-    out.update(_artifacts(ctx, m, run_id, state, changed or state["artifacts"] is None or status in LIVE))
-    if not same_run:
-        cfg = dict(run.get("config") or {})
-        meta = {"output_dir": run.get("output_dir"), "created_at": run.get("created_at"),
-                "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
-                **({"benchmark job of run": run["parent_id"]} if run.get("parent_id") else {})}
-        out[p["config"]] = kv_html(cfg, "Run configuration") + kv_html(meta, "Run")
-    out[p["state"]] = state
+    for section in (_status_section, _curves_section, _benchmarks_section, _evaluation_section,
+                    _artifacts_section, _config_section):
+        out.update(section(ctx, m, r))
+    out[p["state"]] = r.view
     return out
 
 
-def _artifacts(ctx: Ctx, m: Manager, run_id: int, state: dict[str, Any], ask: bool) -> dict[Any, Any]:
+def _status_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    """The failure banner (with the log's tail), the parent link, the curves' box, the buttons and the Export panel
+    (they follow the run's status)."""
+    p, v = m.page(PAGE), r.view
+    out: dict[Any, Any] = {}
+    if r.status == "failed" and not v.failure:
+        out[p["failure"]] = failure_html(r.run, _tail(ctx, r.run_id))
+        v.failure = True
+    elif r.status != "failed":
+        if not r.same_run or r.prev.status == "failed" or r.prev.failure:
+            out[p["failure"]] = ""
+        v.failure = False
+    if not r.same_run:
+        out[p["parent"]] = parent_html(r.run)
+        # A trace generation has no model: no curves to draw.
+        out[p["plots_box"]] = gr.update(visible=not _generates_only(r.run))
+    if r.changed:
+        out.update(button_updates(m, r.run))
+        out.update(export_panel.panel(ctx, m, r.run))
+    return out
+
+
+def _curves_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    """The training curves: only when new points arrived."""
+    try:
+        points = ctx.api.get_metrics(r.run_id) if (r.status != "queued" or not r.same_run) else []
+    except ApiCallError:
+        return {}
+    if len(points) == r.view.points:
+        return {}
+    r.view.points = len(points)
+    return _plots(m, points)
+
+
+def _benchmarks_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    """Benchmark results, jobs and form: when the status changes, and every poll while a job is going."""
+    p, v = m.page(PAGE), r.view
+    if not (r.changed or v.jobs_active):
+        return {}
+    section, v.jobs_active = _benchmarks(ctx, m, r.run)
+    # While a job runs this is asked every poll: send only what changed (a re-render resets the reader's view).
+    for name in ("bench_results", "jobs"):
+        html = section.pop(p[name], None)
+        if html is not None and v.shown.get(name) != html:
+            section[p[name]] = v.shown[name] = html
+    return section
+
+
+def _evaluation_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    """The older per-model metrics, by set, and every prompt: asked once the run has an evaluation; else why not."""
+    v = r.view
+    if not v.evaluated and (r.status == "succeeded" or r.run.get("summary")):
+        return _evaluation(ctx, m, r)
+    if not r.same_run or (r.changed and not v.evaluated):
+        return _evaluation_placeholder(m, r.run)
+    return {}
+
+
+def _evaluation(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    p = m.page(PAGE)
+    try:
+        ev = ctx.api.get_evaluation(r.run_id)
+    except ApiCallError as e:
+        return {p["banner"]: banner_html(e.message)}
+    if ev:
+        summary = ev.get("summary") or {}
+        test = ev.get("accuracy_test") or (r.run.get("summary") or {}).get("accuracy_test")
+        r.view.evaluated = True
+        return {p["eval_table"]: metrics_table_html(summary, ev.get("deltas"), ctx.catalog, test),
+                p["by_set"]: by_set_html(ev.get("by_set"), ctx.catalog) + kv_html(ev.get("data_report"),
+                                                                                  "Training data"),
+                p["samples"]: samples_html(ev.get("samples") or [])}
+    if r.status != "succeeded":
+        return {}
+    # Finished without an evaluation (mode train or generate, or no suite).
+    r.view.evaluated = True
+    msg = (NO_EVAL_GENERATE if _generates_only(r.run) else
+           "This run has no evaluation (see its mode and evaluation settings).")
+    return {p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""}
+
+
+def _evaluation_placeholder(m: Manager, run: dict[str, Any]) -> dict[Any, Any]:
+    """Why the evaluation is not shown (yet)."""
+    p, status = m.page(PAGE), run.get("status")
+    msg = {"failed": "No evaluation: the run failed.", "cancelled": "No evaluation: the run was cancelled."}.get(
+        str(status), "Shown when the run has been evaluated.")
+    if run.get("config", {}).get("mode") == "train" and status == "succeeded":
+        msg = "No evaluation: this run was launched with mode train."
+    if _generates_only(run):
+        msg = NO_EVAL_GENERATE
+    return {p["eval_table"]: f'<div class="ds-muted">{msg}</div>', p["by_set"]: "", p["samples"]: ""}
+
+
+def _artifacts_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
     """The artifact list, asked on a status change and every poll while the run is live (files grow: the log);
     sent only when it changed, and the picker only when the names did (resetting it loses the reader's pick)."""
-    p = m.page(PAGE)
-    if not ask:
+    p, v = m.page(PAGE), r.view
+    if not (r.changed or v.artifacts is None or r.status in LIVE):
         return {}
     try:
-        items = ctx.api.list_artifacts(run_id)
+        items = ctx.api.list_artifacts(r.run_id)
     except ApiCallError:
         items = []
     out: dict[Any, Any] = {}
-    html = artifacts_html(items, ctx.artifact_link_base(run_id))
-    html += _exports(ctx, run_id)
-    if state["shown"].get("artifacts") != html:
-        out[p["artifacts"]] = state["shown"]["artifacts"] = html
+    html = artifacts_html(items, ctx.artifact_link_base(r.run_id))
+    if v.shown.get("artifacts") != html:
+        out[p["artifacts"]] = v.shown["artifacts"] = html
     names = [a.get("name") for a in items]
-    if names != state["artifacts"]:
+    if names != v.artifacts:
         out[p["art_pick"]] = gr.update(choices=names, value=None)
-    state["artifacts"] = names
+    v.artifacts = names
     return out
 
 
-def _exports(ctx: Ctx, run_id: int) -> str:
-    """The Export panel (ui/pages/exports_view.py), shown with the artifacts."""
-    from ui.pages.exports_view import exports_html
-
-    try:
-        items = ctx.api.list_exports(run_id)
-    except ApiCallError:
-        items = []
-    link = ctx.artifact_link_base(run_id)
-    return exports_html(items, link.rsplit("/runs/", 1)[0] if link else None)
+def _config_section(ctx: Ctx, m: Manager, r: Refresh) -> dict[Any, Any]:
+    """The run's configuration and dates: once per run (they do not change)."""
+    if r.same_run:
+        return {}
+    run = r.run
+    meta = {"output_dir": run.get("output_dir"), "created_at": run.get("created_at"),
+            "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
+            **({"benchmark job of run": run["parent_id"]} if run.get("parent_id") else {})}
+    return {m[f"{PAGE}.config"]: kv_html(dict(run.get("config") or {}), "Run configuration") + kv_html(meta, "Run")}
 
 
 def empty(m: Manager) -> dict[Any, Any]:
@@ -415,25 +514,20 @@ def empty(m: Manager) -> dict[Any, Any]:
     blank = ("banner", "failure", "parent", "bench_results", "jobs", "bench_note", "eval_table", "by_set", "samples",
              "artifacts", "config")
     return {**{p[k]: "" for k in blank}, p["progress"]: PICK_HINT, **_plots(m, []),
-            p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None), p["state"]: {},
-            p["plots_box"]: gr.update(visible=True), p["playground_btn"]: gr.update(visible=True, interactive=False),
+            p["bench_box"]: gr.update(visible=False), p["art_pick"]: gr.update(choices=[], value=None),
+            p["state"]: RunView(), p["plots_box"]: gr.update(visible=True),
+            p["playground_btn"]: gr.update(visible=True, interactive=False),
             p["cancel_btn"]: gr.update(interactive=False),
             p["resume_btn"]: gr.update(interactive=False, value=RESUME_LABEL),
-            p["bench_suites"]: ""}
+            p["bench_suites"]: "", **export_panel.empty(m)}
 
 
 def outputs(m: Manager) -> list[Any]:
-    """Everything ``render`` may update."""
+    """Everything ``render`` may update (the Export panel's parts that follow the run included)."""
     names = ("banner", "failure", "parent", "cancel_btn", "resume_btn", "playground_btn", "plots_box", "progress",
              *PLOTS, "bench_results", "jobs", "bench_box", "bench_note", "bench_suites", "eval_table", "by_set",
              "samples", "artifacts", "art_pick", "config", "state")
-    return m.list(*(f"{PAGE}.{n}" for n in names))
-
-
-def needs_poll(run_id: int, prev: dict[str, Any]) -> bool:
-    """A finished run that is fully rendered, with no benchmark job going, needs no polling."""
-    return not (prev.get("id") == run_id and prev.get("status") in FINISHED and not prev.get("error")
-                and (prev.get("eval") or prev.get("status") != "succeeded") and not prev.get("jobs_active"))
+    return [*m.list(*(f"{PAGE}.{n}" for n in names)), *export_panel.outputs(m)]
 
 
 # --------------------------------------------------------------------------- log stream
@@ -521,7 +615,7 @@ def bench_field_updates(m: Manager, errors: dict[str, str]) -> dict[Any, Any]:
     return out
 
 
-def launch_benchmark(ctx: Ctx, m: Manager, run_id: Any, prev: dict[str, Any], values: dict[str, Any]) -> dict[Any, Any]:
+def launch_benchmark(ctx: Ctx, m: Manager, run_id: Any, prev: RunView, values: dict[str, Any]) -> dict[Any, Any]:
     p = m.page(PAGE)
     rid = to_int(run_id)
     if rid is None:
@@ -537,8 +631,8 @@ def launch_benchmark(ctx: Ctx, m: Manager, run_id: Any, prev: dict[str, Any], va
         msg = e.message if not known or len(known) < len(e.field_errors) else \
             f"Not launched: fix the field{'s' if len(known) > 1 else ''} marked in red ({', '.join(known)})."
         return {p["bench_banner"]: banner_html(msg), **bench_field_updates(m, known)}
-    out = render(ctx, m, rid, dict(prev, status="?"))
-    out[p["state"]] = dict(out.get(p["state"]) or prev, jobs_active=True)
+    out = render(ctx, m, rid, replace(prev, status="?"))
+    out[p["state"]] = replace(out.get(p["state"]) or prev, jobs_active=True)
     out[p["bench_banner"]] = banner_html(f"Benchmark job #{job['id']} queued: it is listed in the jobs table above "
                                          "this form; click it to follow its log.", "ok")
     out.update(bench_field_updates(m, {}))
@@ -572,26 +666,37 @@ def upload_benchmark(ctx: Ctx, m: Manager, path: str | None, current: Any) -> di
 # --------------------------------------------------------------------------- wiring
 
 def wire(ctx: Ctx, m: Manager) -> None:
-    p = m.page(PAGE)
-    outs = outputs(m)
+    _wire_show(ctx, m)
+    _wire_run_actions(ctx, m)
+    _wire_benchmark_form(ctx, m)
+    _wire_download(ctx, m)
+    export_panel.wire(ctx, m, m[f"{PAGE}.pick"])
+
+
+def _follow_log(ctx: Ctx):  # noqa: ANN202
+    async def follow_log(run_id: Any):  # noqa: ANN202
+        async for text in stream_log(ctx, run_id):
+            yield text
+    return follow_log
+
+
+def _wire_show(ctx: Ctx, m: Manager) -> None:
+    """Picking a run (then its log stream), the poll, Refresh."""
+    p, outs = m.page(PAGE), outputs(m)
+    # A new pick or Refresh clears what the forms said about the previous run.
+    cleared = [p[f"bench_{n}"] for n in BENCH_FIELDS] + [p["bench_banner"], m[f"{export_panel.PANEL}.banner"]]
 
     def show(run_id: Any) -> dict[Any, Any]:
         rid = to_int(run_id)
         return empty(m) if rid is None else {**bench_field_updates(m, {}), p["bench_banner"]: "",
-                                             **render(ctx, m, rid, {})}
+                                             m[f"{export_panel.PANEL}.banner"]: "", **render(ctx, m, rid, RunView())}
 
-    bench_outs = [p[f"bench_{n}"] for n in BENCH_FIELDS] + [p["bench_banner"]]
-    show_ev = p["pick"].change(show, [p["pick"]], outs + bench_outs, show_progress="hidden")
-
-    async def follow_log(run_id: Any):  # noqa: ANN202
-        async for text in stream_log(ctx, run_id):
-            yield text
-
-    log_ev = show_ev.then(follow_log, [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
+    show_ev = p["pick"].change(show, [p["pick"]], outs + cleared, show_progress="hidden")
+    log_ev = show_ev.then(_follow_log(ctx), [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
     # A new pick stops the previous log stream before the new one starts (it starts after `show`).
     p["pick"].change(None, None, None, cancels=[log_ev])
 
-    def poll(run_id: Any, prev: dict[str, Any]) -> Any:
+    def poll(run_id: Any, prev: RunView) -> Any:
         rid = to_int(run_id)
         if rid is None or not needs_poll(rid, prev):
             return gr.skip()
@@ -605,11 +710,17 @@ def wire(ctx: Ctx, m: Manager) -> None:
             choices = run_choices(ctx.api)
         except ApiCallError as e:
             return {p["banner"]: banner_html(e.message)}
-        return {p["pick"]: gr.update(choices=choices), **(render(ctx, m, rid, {}) if rid is not None else empty(m))}
+        return {p["pick"]: gr.update(choices=choices), m[f"{export_panel.PANEL}.banner"]: "",
+                **(render(ctx, m, rid, RunView()) if rid is not None else empty(m))}
 
-    p["refresh_btn"].click(manual_refresh, [p["pick"]], [p["pick"], *outs], show_progress="hidden")
+    p["refresh_btn"].click(manual_refresh, [p["pick"]], [p["pick"], *outs, cleared[-1]], show_progress="hidden")
 
-    def act(action: str, run_id: Any, prev: dict[str, Any]) -> dict[Any, Any]:
+
+def _wire_run_actions(ctx: Ctx, m: Manager) -> None:
+    """Cancel (after the browser's confirm) and Resume."""
+    p, outs = m.page(PAGE), outputs(m)
+
+    def act(action: str, run_id: Any, prev: RunView) -> dict[Any, Any]:
         rid = to_int(run_id)
         if rid is None:
             return {p["banner"]: banner_html("Pick a run first.", "info")}
@@ -620,28 +731,37 @@ def wire(ctx: Ctx, m: Manager) -> None:
                 ctx.api.resume_run(rid)
         except ApiCallError as e:
             return {p["banner"]: banner_html(e.message)}
-        out = render(ctx, m, rid, dict(prev, status="?", failure=False))
+        out = render(ctx, m, rid, replace(prev, status="?", failure=False))
         out[p["banner"]] = banner_html("Cancel requested: the run stops within a few seconds." if action == "cancel"
                                        else "Queued again: it resumes from its last checkpoint.", "ok")
         return out
 
     def cancel(run_id: Any) -> Any:
         # None: the reader dismissed the confirmation (CONFIRM_CANCEL_JS).
-        return gr.skip() if to_int(run_id) is None else act("cancel", run_id, {})
+        return gr.skip() if to_int(run_id) is None else act("cancel", run_id, RunView())
 
     # Only the pick goes through the browser's confirm(); the state stays on the server (a full render follows).
     p["cancel_btn"].click(cancel, [p["pick"]], outs, js=CONFIRM_CANCEL_JS)
     resume_ev = p["resume_btn"].click(lambda r, s: act("resume", r, s), [p["pick"], p["state"]], outs)
     # After a resume the log continues: restart the stream.
-    resume_ev.then(follow_log, [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
+    resume_ev.then(_follow_log(ctx), [p["pick"]], [p["log"]], show_progress="hidden", concurrency_limit=None)
 
-    def bench(run_id: Any, prev: dict[str, Any], *values: Any) -> dict[Any, Any]:
+
+def _wire_benchmark_form(ctx: Ctx, m: Manager) -> None:
+    p, outs = m.page(PAGE), outputs(m)
+    bench_outs = [p[f"bench_{n}"] for n in BENCH_FIELDS] + [p["bench_banner"]]
+
+    def bench(run_id: Any, prev: RunView, *values: Any) -> dict[Any, Any]:
         return launch_benchmark(ctx, m, run_id, prev, dict(zip(BENCH_FIELDS, values, strict=True)))
 
     p["bench_btn"].click(bench, [p["pick"], p["state"], *bench_outs[:-1]], outs + bench_outs, concurrency_limit=4)
     p["bench_upload"].upload(lambda f, cur: upload_benchmark(ctx, m, f, cur),
                              [p["bench_upload"], p["bench_benchmarks"]],
                              [p["bench_benchmarks"], p["bench_suites"], p["bench_banner"]])
+
+
+def _wire_download(ctx: Ctx, m: Manager) -> None:
+    p = m.page(PAGE)
 
     def download(run_id: Any, name: str | None) -> dict[Any, Any]:
         rid = to_int(run_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 
@@ -89,13 +90,17 @@ def traces_link_html(run: dict[str, Any]) -> str:
 
 def tracking_html(run: dict[str, Any]) -> str:
     """Where --report_to sent the run (``tracking`` of ``GET /runs/{id}``): each tracker's run, with the command that
-    opens it and, for MLflow, the run's address in that UI (``mlflow ui`` serves at 127.0.0.1:5000)."""
+    opens it; trackio's run links to trackio's dashboard on this server (``/trackio``, backend/trackio_mount.py), with
+    the project open and the run selected; MLflow's to the run's address in ``mlflow ui`` (127.0.0.1:5000)."""
     trackers = (run.get("tracking") or {}).get("trackers") or {}
     items = []
     for name, i in trackers.items():
         if name == "trackio":
-            how = (f'run {esc(i.get("run"))}: <code>TRACKIO_DIR={esc(i.get("dir"))} trackio show '
-                   f'--project {esc(i.get("project"))}</code>')
+            # trackio's page reads the project and the selected runs from its query.
+            link = "/trackio/?" + urlencode({"project": i.get("project") or "", "runs": i.get("run") or ""})
+            how = (f'<a href="{esc(link)}" target="_blank" rel="noopener" class="ds-trackio-link">'
+                   f'run {esc(i.get("run"))} in trackio\'s dashboard</a> (or <code>TRACKIO_DIR={esc(i.get("dir"))} '
+                   f'trackio show --project {esc(i.get("project"))}</code>)')
         elif name == "mlflow":
             url = f'http://127.0.0.1:5000/#/experiments/{esc(i.get("experiment_id"))}/runs/{esc(i.get("run_id"))}'
             how = (f'<a href="{url}" target="_blank" rel="noopener">run {esc(i.get("run_id"))}</a> after '
