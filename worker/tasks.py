@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +42,21 @@ def get_store() -> Store:
     return _store
 
 
+@contextmanager
+def recording(recorder: Any) -> Iterator[None]:
+    """The pipeline's log lines go to ``recorder`` (flushed to the database by its thread) while the block runs;
+    whatever the block raises, the recorder is detached and flushed."""
+    log.addHandler(recorder.handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    recorder.start()
+    try:
+        yield
+    finally:
+        log.removeHandler(recorder.handler)
+        recorder.stop()
+
+
 def execute(task: Any, run_id: int) -> dict[str, Any]:
     store = get_store()
     settings = store.settings
@@ -53,12 +70,8 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
     cfg = dict(claim.config)
     recorder = RunRecorder(store, claim, epochs=float(cfg.get("epochs") or 1), heartbeat_s=settings.heartbeat_s,
                            stop_requested=SHUTDOWN.is_set)
-    log.addHandler(recorder.handler)
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    recorder.start()
     status, error, evaluation = "failed", None, None
-    try:
+    with recording(recorder):
         from distill.config import RunConfig
         from distill.errors import RunCancelled, UserError
         from distill.pipeline import PipelineHooks, run_pipeline
@@ -85,9 +98,6 @@ def execute(task: Any, run_id: int) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - anything else: the run fails with the first line, logs get the trace
             status, error = "failed", f"{type(e).__name__}: {first_line(e)}"
             log.error("error: %s\n%s", error, traceback.format_exc())
-    finally:
-        log.removeHandler(recorder.handler)
-        recorder.stop()
     if error and claim.output_dir:
         append_to_run_log_file(claim.output_dir, f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} ERROR error: {error}")
     if status != "lost" and not recorder.lost:
@@ -150,28 +160,22 @@ def run_export(self, job_id: int) -> dict[str, Any]:  # noqa: ANN001
                   self.request.id)
         return {"job_id": job_id, "skipped": True}
     recorder = ExportRecorder(sessions, int(job_id), self.request.id)
-    log.addHandler(recorder.handler)
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    recorder.start()
     status, error, export = "failed", None, None
-    try:
-        log.info("Export job %s: %s of %s", job_id, job["request"]["to"], job["run_dir"])
-        done = export_run(job["run_dir"], ExportRequest(**job["request"]),
-                          ExportHooks(on_stage=recorder.on_stage, should_cancel=recorder.should_cancel))
-        status, export = "succeeded", done["name"]
-    except RunCancelled as e:
-        status = "cancelled"
-        log.info("Cancelled: %s", e)
-    except UserError as e:
-        error = first_line(e)
-        log.error("error: %s", error)
-    except Exception as e:  # noqa: BLE001 - anything else: the job fails with the first line, the log gets the trace
-        error = f"{type(e).__name__}: {first_line(e)}"
-        log.error("error: %s\n%s", error, traceback.format_exc())
-    finally:
-        log.removeHandler(recorder.handler)
-        recorder.stop()
+    with recording(recorder):
+        try:
+            log.info("Export job %s: %s of %s", job_id, job["request"]["to"], job["run_dir"])
+            done = export_run(job["run_dir"], ExportRequest(**job["request"]),
+                              ExportHooks(on_stage=recorder.on_stage, should_cancel=recorder.should_cancel))
+            status, export = "succeeded", done["name"]
+        except RunCancelled as e:
+            status = "cancelled"
+            log.info("Cancelled: %s", e)
+        except UserError as e:
+            error = first_line(e)
+            log.error("error: %s", error)
+        except Exception as e:  # noqa: BLE001 - anything else: the job fails with the first line, the log gets the trace
+            error = f"{type(e).__name__}: {first_line(e)}"
+            log.error("error: %s\n%s", error, traceback.format_exc())
     if not recorder.lost:
         finish(sessions, int(job_id), self.request.id, status, error, export)
     wlog.info("export job %s: %s%s", job_id, status, f" ({error})" if error else "")

@@ -8,7 +8,7 @@ it by the engine's own name for it: ``"base"`` and ``"sft"`` for a run's pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +76,14 @@ OnResult = Callable[[int, Generation], None]  # (prompt index, its finished gene
 def failed(error: str, time_s: float = 0.0) -> Generation:
     """The Generation of a request that failed for good."""
     return Generation(text="", new_tokens=0, finish_reason="error", time_s=time_s, error=error)
+
+
+def check_served(prompts: Sequence[Prompt], served: Iterable[str]) -> None:
+    """Refuse a call that names a model the engine does not serve, before anything is generated."""
+    names = list(served)
+    unknown = sorted({p.model for p in prompts} - set(names))
+    if unknown:
+        raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(names) or 'none'}")
 
 
 class Engine(Protocol):

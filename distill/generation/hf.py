@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
 from distill.generation.engine import (
-    EngineError,
     Generation,
     GenerationCancelled,
+    check_served,
     OnDelta,
     OnResult,
     Prompt,
@@ -330,9 +330,7 @@ class HFEngine:
         row as soon as it is finished (in the rolling batch) or when its batch ends (static batches); with it, a
         row that fails alone (its prefill: e.g. a prompt longer than the model's context) is a Generation with
         ``error`` and the others go on."""
-        unknown = sorted({p.model for p in prompts} - set(self.targets))
-        if unknown:
-            raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
+        check_served(prompts, self.targets)
         texts = [render(self.tok, p) for p in prompts]
         lengths = [len(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
         out: list[Generation | None] = [None] * len(prompts)

@@ -33,6 +33,7 @@ from distill.generation.engine import (
     EngineError,
     Generation,
     GenerationCancelled,
+    check_served,
     OnDelta,
     OnResult,
     Prompt,
@@ -221,9 +222,7 @@ class LlamaCppEngine:
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
                  should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
                  on_result: OnResult | None = None) -> list[Generation]:
-        unknown = sorted({p.model for p in prompts} - set(self.targets))
-        if unknown:
-            raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.targets) or 'none'}")
+        check_served(prompts, self.targets)
         out: list[Generation | None] = [None] * len(prompts)
 
         def finished(i: int, g: Generation) -> None:

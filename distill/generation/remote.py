@@ -32,6 +32,7 @@ from distill.generation.engine import (
     EngineError,
     Generation,
     GenerationCancelled,
+    check_served,
     OnDelta,
     OnResult,
     Prompt,
@@ -114,9 +115,7 @@ class OpenAIEngine:
     def generate(self, prompts: Sequence[Prompt], *, on_delta: OnDelta | None = None,
                  should_cancel: Callable[[], bool] | None = None, desc: str = "generate",
                  on_result: OnResult | None = None) -> list[Generation]:
-        unknown = sorted({p.model for p in prompts} - set(self.served))
-        if unknown:
-            raise EngineError(f"unknown model {unknown[0]!r}; this engine serves {', '.join(self.served)}")
+        check_served(prompts, self.served)
         return asyncio.run(self._all(list(prompts), on_delta, should_cancel, on_result))
 
     async def _all(self, prompts: list[Prompt], on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None,
