@@ -253,6 +253,10 @@ def _run(config: RunConfig, hooks: PipelineHooks, run: RunDir, tracked: TrackedR
     data = _data_stage(config, hooks, run, tokenizer, traces, result)
     # A server is checked now, before any training, so that a wrong URL or key costs nothing.
     engine = make_engine(config) if evaluating and config.engine in SERVER_ENGINES else None
+    if evaluating and config.engine == "llamacpp":  # a llama.cpp that is not built is said before training
+        from distill.generation.llamacpp import require_llama_cpp
+
+        require_llama_cpp()
     hooks.plan(work_plan(config, data.tokens, data.suites))
     trained = _train_stage(config, hooks, run, model_path, tokenizer, data, result) if training else None
     if evaluating:
@@ -277,10 +281,15 @@ SERVER_ENGINES = frozenset({"openai"})
 def make_engine(config: RunConfig, model_path: str | None = None, tokenizer: Any = None, sft_path: str = "",
                 trained: Any = None) -> Any:
     """The engine evaluation asks the base and SFT models through, by ``--engine`` (the one place it is chosen):
-    openai, a server (checked now); hf, this process: the model just trained (``trained``; with LoRA its base
-    is the adapter switched off), else the base and ``sft_path`` loaded from disk."""
+    openai, a server (checked now); llamacpp, GGUFs of the base and of ``sft_path`` (as saved) through llama.cpp;
+    hf, this process: the model just trained (``trained``; with LoRA its base is the adapter switched off), else
+    the base and ``sft_path`` loaded from disk."""
     if config.engine == "openai":
         return remote_engine(config)
+    if config.engine == "llamacpp":
+        from distill.generation.llamacpp import engine_for_run
+
+        return engine_for_run(config, str(model_path), tokenizer, sft_path)
     if trained is not None:
         return trained_engine(config, trained, tokenizer, str(model_path))
     return pair_engine(config, str(model_path), tokenizer, sft_path)
@@ -392,7 +401,7 @@ def _merge_stage(config: RunConfig, hooks: PipelineHooks, run: RunDir, engine: A
     hooks.stage("save")
     from peft import PeftModel
 
-    trained = engine.targets["sft"][0] if engine is not None and engine.name == "hf" else None
+    trained = engine.model_of("sft") if engine is not None and engine.name == "hf" else None
     if not isinstance(trained, PeftModel):
         trained = PeftModel.from_pretrained(load_model(model_path, trust_remote_code=config.trust_remote_code),
                                             str(run.final_model))
@@ -507,8 +516,8 @@ def teacher_engine(config: RunConfig) -> Any:
         from peft import PeftModel
 
         base = json.loads((Path(path) / ADAPTER_FILE).read_text())["base_model_name_or_path"]
-        model = PeftModel.from_pretrained(load_model(ensure_local_model(base), trust_remote_code=config.trust_remote_code),
-                                          path)
+        base_model = load_model(ensure_local_model(base), trust_remote_code=config.trust_remote_code)
+        model = PeftModel.from_pretrained(base_model, path)
     else:
         model = load_model(path, trust_remote_code=config.trust_remote_code)
     tokenizer = load_tokenizer(path, config.trust_remote_code)
@@ -570,6 +579,7 @@ def pair_engine(config: RunConfig, model_path: str, tokenizer: Any, sft_path: st
     log.info("Loading the base model and the SFT model (%s) for evaluation", sft_path)
     base = load_model(model_path, trust_remote_code=config.trust_remote_code)
     if kind == "adapter":
-        return HFEngine.for_pair(PeftModel.from_pretrained(base, sft_path), tokenizer, batch_size=config.eval_batch_size)
+        sft = PeftModel.from_pretrained(base, sft_path)
+        return HFEngine.for_pair(sft, tokenizer, batch_size=config.eval_batch_size)
     sft = load_model(sft_path, trust_remote_code=config.trust_remote_code)
     return HFEngine.for_pair(sft, tokenizer, base=base, batch_size=config.eval_batch_size)

@@ -205,3 +205,24 @@ def test_engine_for_run_converts_once_into_the_cache(tiny_model_path, tiny_token
     mtime = (gguf_cache_dir() / files[0]).stat().st_mtime_ns
     engine_for_run(config, tiny_model_path, tiny_tokenizer, None).close()
     assert (gguf_cache_dir() / files[0]).stat().st_mtime_ns == mtime  # converted once
+
+
+@pytest_slow
+def test_a_run_evaluates_through_the_llamacpp_engine_as_through_hf(embedded, distill_home):
+    """``--engine llamacpp`` in a run: the base and SFT models (here the embedded model as both) answer the held-out
+    problems through their GGUFs with the hf engine's greedy text."""
+    import json
+
+    from distill.cli import main
+
+    answers = {}
+    for engine in ("hf", "llamacpp"):
+        out = distill_home / engine
+        rc = main(["--mode", "evaluate", "--model", MODEL, "--sft_model_path", str(embedded[0]), "--engine", engine,
+                   "--eval_samples", "3", "--no-general_prompts", "--max_new_tokens", str(TOKENS),
+                   "--output_dir", str(out)])
+        assert rc == 0
+        records = json.loads((out / "evaluation_results.json").read_text())["benchmark_samples"]["heldout"]
+        answers[engine] = [(r["base"][0]["text"], r["sft"][0]["text"]) for r in records]
+    assert len(answers["hf"]) == 3 and all(base and sft for base, sft in answers["hf"])
+    assert answers["llamacpp"] == answers["hf"]
