@@ -186,11 +186,17 @@ class Scheduler:
         self.max_batch_rows, self.max_pending, self.batch_wait_s = max_batch_rows, max_pending, batch_wait_s
         self.rolling = RollingBatch.supports(self.engine.model_of(self.name), self.engine.tok)
         self.pending_rows = 0  # submitted, not finished
-        self.active_rows = 0  # in the batch generating now
+        self._batch: Any = None  # the rolling batch: its rows are the active ones (a finished row leaves it first)
+        self._static_rows = 0  # the rows of the static batch generating now
         self.lock = threading.Lock()
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name=f"serve-{self.name}", daemon=True)
         self.thread.start()
+
+    @property
+    def active_rows(self) -> int:
+        """Rows generating now."""
+        return self._static_rows + (len(self._batch) if self._batch is not None else 0)
 
     # --- requests ---------------------------------------------------------------------------
     def submit(self, job: Job) -> Future:
@@ -224,6 +230,7 @@ class Scheduler:
         from distill.generation.rolling import RollingBatch
 
         batch, waiting = RollingBatch(self.engine), deque()
+        self._batch = batch
         while True:
             if not batch and not waiting:
                 job = self.jobs.get()
@@ -238,11 +245,9 @@ class Scheduler:
                     self._admit(batch, waiting)
                     batch.drop_missing(model_not_found)
                     batch.step()
-                    self.active_rows = len(batch)
             except Exception as e:  # noqa: BLE001 - the rows in the batch get the error; the server goes on
                 log.exception("serving: a batch of %s failed", self.name)
                 batch.fail(e)
-                self.active_rows = 0
 
     def _queue_arrivals(self, waiting: deque[Job]) -> bool:
         """Everything submitted since the last step joins the line; False when the server is closing."""
@@ -303,17 +308,22 @@ class Scheduler:
                     job.future.set_exception(result)
             results[i] = result
             if len(results) == len(job.prompts):
-                if not job.future.done():
-                    job.future.set_result([results[k] for k in range(len(job.prompts))])
-                self._finish(job)
+                answers = [results[k] for k in range(len(job.prompts))]
+                self._finish(job, answers)
 
         return done
 
-    def _finish(self, job: Job) -> None:
+    def _finish(self, job: Job, answers: list[Any] | None = None) -> None:
+        """The job leaves the count before its caller hears (``answers``; None: cancelled), so that a caller who
+        reads ``load()`` next does not count itself."""
         with self.lock:
             self.pending_rows -= len(job.prompts)
-        if not job.future.done():
+        if job.future.done():
+            return
+        if answers is None:
             job.future.cancel()
+        else:
+            job.future.set_result(answers)
 
     def _end_unstarted(self, job: Job, error: BaseException) -> None:
         """The job's rows not in the batch end with ``error`` (those in it end as the batch goes on)."""
@@ -346,20 +356,21 @@ class Scheduler:
 
     def _run_static(self, jobs: list[Job]) -> None:
         live = [j for j in jobs if not j.gone.is_set()]
+        results: dict[int, list[Any]] = {}
         try:
             for job in live:
                 for target in job.targets:
                     self.cache.ensure(target)
-            self._run(live)
+            results = {id(job): answers for job, answers in zip(live, self._run(live), strict=True)}
         except BaseException as e:  # noqa: BLE001 - each waiting request gets the error
             for job in live:
                 if not job.future.done():
                     job.future.set_exception(e)
         finally:
             for job in jobs:
-                self._finish(job)
+                self._finish(job, results.get(id(job)))
 
-    def _run(self, jobs: list[Job]) -> None:
+    def _run(self, jobs: list[Job]) -> list[list[Any]]:
         prompts, owner = [], []
         for j, job in enumerate(jobs):
             prompts += job.prompts
@@ -370,14 +381,13 @@ class Scheduler:
             if jobs[j].on_delta is not None:
                 jobs[j].on_delta(i, delta)
 
-        self.active_rows = len(prompts)
+        self._static_rows = len(prompts)
         try:
             gens = self.engine.generate(prompts, on_delta=on_delta, stop_row=lambda k: jobs[owner[k][0]].gone.is_set(),
                                         desc=f"serve {len(jobs)} requests")
         finally:
-            self.active_rows = 0
-        for j, job in enumerate(jobs):
-            job.future.set_result([g for (jj, _), g in zip(owner, gens, strict=True) if jj == j])
+            self._static_rows = 0
+        return [[g for (jj, _), g in zip(owner, gens, strict=True) if jj == j] for j in range(len(jobs))]
 
 
 class ModelServer:

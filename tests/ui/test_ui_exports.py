@@ -23,7 +23,9 @@ JOB_MS = 180_000
 def test_export_button_runs_a_job_and_lists_the_gguf(page: Any, studio: Studio, tmp_path) -> None:
     from playwright.sync_api import expect
 
-    rid = studio.finished_run()
+    # A run of its own: the shared finished run may have been exported by another test already.
+    rid = studio.create_run(name="tiny to export", **TINY)["id"]
+    studio.wait_status(rid, {"succeeded"}, RUN_TIMEOUT_S)
     open_ui(page, f"{studio.url}/ui/?run={rid}")
     wait_text(page, "#exports", "No exports yet", timeout=60_000)
     button = page.locator("button#export-btn")
