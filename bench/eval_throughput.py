@@ -180,6 +180,37 @@ def rolling_vs_static(model, tok, convs, max_new_tokens: int, batch_size: int, r
             "outputs": outputs}
 
 
+def bf16_vs_fp32(model, tok, convs, max_new_tokens: int, batch_size: int, rounds: int) -> dict:
+    """The same rows through the rolling batch with the model in float32 and in a bfloat16 copy, alternated rounds:
+    wall time, and how many answers agree token for token and by their final answer."""
+    import copy
+
+    import torch
+
+    from distill.evaluation.answers import extract_answer
+    from distill.generation.engine import Prompt, Sampling
+    from distill.generation.hf import HFEngine
+
+    s = Sampling(max_new_tokens=max_new_tokens)
+    prompts = [Prompt(model=m, messages=c, sampling=s) for c in convs for m in ("base", "sft")]
+    models = {"fp32": model, "bf16": copy.deepcopy(model).to(torch.bfloat16)}
+    runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
+    outputs: dict[str, list[str]] = {}
+    for r in range(rounds):
+        for side in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+            engine = HFEngine.for_pair(models[side], tok, batch_size=batch_size)
+            t0 = time.perf_counter()
+            gens = engine.generate(prompts)
+            wall = time.perf_counter() - t0
+            useful = sum(g.new_tokens for g in gens)
+            runs[side].append({"wall_s": wall, "useful_tokens": useful, "useful_tok_s": useful / wall})
+            outputs.setdefault(side, [g.text for g in gens])
+            print(f"  round {r + 1} {side}: {useful} answer tokens in {wall:.1f} s", flush=True)
+    pairs = list(zip(outputs["fp32"], outputs["bf16"], strict=True))
+    return {"runs": runs, "rows": len(pairs), "same_text": sum(a == b for a, b in pairs),
+            "same_final_answer": sum(extract_answer(a) == extract_answer(b) for a, b in pairs), "outputs": outputs}
+
+
 def static_row_steps(engine, prompts, gens) -> int:
     """Rows a static batch decodes: every row of a batch for as many steps as its longest row."""
     from distill.generation.hf import render
@@ -232,6 +263,9 @@ def main() -> int:
                     help="rolling vs static: this many of the demo's held-out problems (0: skip)")
     ap.add_argument("--mix_tokens", type=int, default=256, help="rolling vs static: new tokens per answer")
     ap.add_argument("--mix_rounds", type=int, default=2, help="rolling vs static: rounds, alternated, medians")
+    ap.add_argument("--bf16_problems", type=int, default=0,
+                    help="bf16 vs fp32 generation: this many of the demo's held-out problems through the rolling batch "
+                         "(0: skip); speed and answer agreement")
     ap.add_argument("--out", help="JSON results (default: bench/results/eval_throughput.json, or eval_throughput_quick.json with --quick)")
     a = ap.parse_args()
     a.out = a.out or str(ROOT / "bench" / "results" / f"eval_throughput{'_quick' if a.quick else ''}.json")
@@ -292,6 +326,19 @@ def main() -> int:
                     ["batching", "wall s", "useful tok/s", "row-steps/s", "row-steps"]))
         print(f"answers: p50 {mix['answer_tokens_p50']} tokens, max {mix['answer_tokens_max']}; rows differing "
               f"between the two: {mix['differing_rows']} / {mix['rows']}")
+    precision = None
+    if a.bf16_problems:
+        print(f"\nbf16 vs fp32: {a.bf16_problems} of the demo's held-out problems x (base + SFT), rolling batch, greedy, "
+              f"up to {a.mix_tokens} new tokens", flush=True)
+        precision = bf16_vs_fp32(model, tok, held_out("builtin", a.bf16_problems), a.mix_tokens, a.batch_size,
+                                 a.mix_rounds)
+        med = {side: {k: median([x[k] for x in precision["runs"][side]]) for k in precision["runs"][side][0]}
+               for side in ("fp32", "bf16")}
+        precision["median"] = med
+        print(table([[side, med[side]["wall_s"], med[side]["useful_tok_s"], med[side]["useful_tokens"]]
+                     for side in ("fp32", "bf16")], ["precision", "wall s", "useful tok/s", "answer tokens"]))
+        print(f"answers agreeing: {precision['same_text']} / {precision['rows']} token for token, "
+              f"{precision['same_final_answer']} / {precision['rows']} by final answer")
     e2e = None
     if not a.no_e2e:
         e2e = mode_evaluate(model, tok, a.model, data, a.prompts, a.max_new_tokens)
@@ -301,7 +348,7 @@ def main() -> int:
           f"peak RSS {peak_rss_mb():.0f} MB")
     write_json(a.out, {"args": vars(a), "machine": machine(), "loads": loads, "runs": runs, "differing_rows": diffs,
                        "e2e": e2e, "outputs": outputs, "table": {"header": header, "rows": rows},
-                       "rolling_vs_static": mix})
+                       "rolling_vs_static": mix, "bf16_vs_fp32": precision})
     print(f"wrote {a.out}")
     if diffs["batched"]:
         print(f"WARNING: {diffs['batched']} rows differ from one-at-a-time generation")
@@ -310,6 +357,8 @@ def main() -> int:
         if mix["differing_rows"]:
             print(f"WARNING: {mix['differing_rows']} rows differ between the rolling batch and static batches")
         print(f"eval_rolling_vs_static={mix['median']['static']['wall_s'] / mix['median']['rolling']['wall_s']:.2f}")
+    if precision is not None:
+        print(f"eval_bf16_vs_fp32={precision['median']['fp32']['wall_s'] / precision['median']['bf16']['wall_s']:.2f}")
     return 0
 
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
@@ -118,7 +118,8 @@ class ExportService:
         now = utcnow()
         lost = now - timedelta(seconds=self.settings.worker_lost_s)
         with self.sessions() as s:
-            s.execute(update(ExportJob).where(ExportJob.status == "running", ExportJob.heartbeat_at < lost).values(
+            silent_since = func.coalesce(ExportJob.heartbeat_at, ExportJob.started_at, ExportJob.created_at)
+            s.execute(update(ExportJob).where(ExportJob.status == "running", silent_since < lost).values(
                 status="failed", finished_at=now, error="worker lost: no heartbeat from its worker; export again"))
             s.commit()
             unsent = list(s.scalars(select(ExportJob).where(ExportJob.status == "queued",

@@ -274,6 +274,10 @@ class HFEngine:
         """The model object that answers for ``name`` (a PEFT model serves all its adapters and its base)."""
         return self.targets[name][0]
 
+    def adapter_of(self, name: str) -> str | None:
+        """The PEFT adapter ``name`` answers with (None: a plain model; BASE_ADAPTER: the adapter off)."""
+        return self.targets[name][1]
+
     def add(self, name: str, model: Any, adapter: str | None = None) -> None:
         """Serve ``model`` as ``name`` (``adapter``: the PEFT adapter it answers with; None = a plain model)."""
         with self.lock:
@@ -342,7 +346,7 @@ class HFEngine:
 
         with self.lock:
             for idx in self._groups(prompts):
-                model = self.targets[prompts[idx[0]].model][0]
+                model = self.model_of(prompts[idx[0]].model)
                 if self.rolls(model):
                     self._roll(model, [(i, prompts[i]) for i in idx], max(lengths[i] for i in idx), on_delta,
                                should_cancel, stop_row, finished, on_result is not None, desc)
@@ -361,7 +365,7 @@ class HFEngine:
         """Prompt indices per model object, in order (a PEFT model serves all its adapters and its base)."""
         groups: dict[int, list[int]] = {}
         for i, p in enumerate(prompts):
-            groups.setdefault(id(self.targets[p.model][0]), []).append(i)
+            groups.setdefault(id(self.model_of(p.model)), []).append(i)
         return list(groups.values())
 
     def _roll(self, model: Any, todo: list[tuple[int, Prompt]], columns: int, on_delta: OnDelta | None,
@@ -420,8 +424,8 @@ class HFEngine:
     def _generate_batch(self, prompts: list[Prompt], texts: list[str], lengths: list[int], indices: list[int],
                         on_delta: OnDelta | None, should_cancel: Callable[[], bool] | None,
                         stop_row: Callable[[int], bool] | None) -> list[Generation]:
-        model = self.targets[prompts[0].model][0]
-        adapters = [self.targets[p.model][1] for p in prompts]
+        model = self.model_of(prompts[0].model)
+        adapters = [self.adapter_of(p.model) for p in prompts]
         device = next(model.parameters()).device
         ids, mask, _ = left_padded(self.tok, texts, device)
         rows = [Row(self.tok, p.sampling, n, t)

@@ -157,7 +157,7 @@ class RollingBatch:
 
     def model_of(self, prompt: Prompt) -> Any:
         # Read each time: attaching the first adapter wraps the base model in a PEFT model.
-        return self.engine.targets[prompt.model][0]
+        return self.engine.model_of(prompt.model)
 
     # --- one step ----------------------------------------------------------------------------
     def add(self, entries: list[Entry]) -> None:
@@ -217,7 +217,7 @@ class RollingBatch:
         """Rows whose model is no longer served (a run deleted meanwhile) end with ``error_for(model id)``."""
         keep = []
         for i, e in enumerate(self.entries):
-            if e.prompt.model in self.engine.targets:
+            if self.engine.serves(e.prompt.model):
                 keep.append(i)
             else:
                 e.on_done(error_for(e.prompt.model))
@@ -227,7 +227,7 @@ class RollingBatch:
     # --- helpers -----------------------------------------------------------------------------
     def _forward(self, model: Any, entries: list[Entry], ids: torch.Tensor, mask: torch.Tensor,
                  positions: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        adapters = [self.engine.targets[e.prompt.model][1] for e in entries]
+        adapters = [self.engine.adapter_of(e.prompt.model) for e in entries]
         extra = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if any(adapters) else {}
         self.forwards += 1
         with torch.inference_mode():

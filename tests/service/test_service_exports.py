@@ -220,3 +220,37 @@ def test_bad_requests_are_refused_in_one_line_before_queueing(stack, finished, m
     if status == 422 and case != "unknown target":
         assert detail[0]["loc"] == ["body", "quants" if case == "unknown quantization" else "repo_id"]
     assert http.get(f"/runs/{finished['id']}/exports").json()["jobs"] == jobs_before
+
+
+def _export_row(settings: Any, run_id: int, **values: Any) -> int:
+    from backend.tables import ExportJob
+
+    with Store(settings).sessions() as s:
+        job = ExportJob(run_id=run_id, progress=0.0, request={"to": "gguf", "quants": ["f16"]}, log=[],
+                        cancel_requested=False, **values)
+        s.add(job)
+        s.commit()
+        return job.id
+
+
+def test_the_maintenance_loop_fails_a_silent_job_and_sends_one_the_broker_never_took(stack, finished):
+    """A running job whose worker stopped beating (and one that never beat) fails as "worker lost"; a queued job
+    that never reached the broker is sent by the API's maintenance loop and the worker exports it."""
+    from datetime import timedelta
+
+    http, worker, settings = stack
+    long_ago = utcnow() - timedelta(minutes=10)
+    silent = _export_row(settings, finished["id"], status="running", task_id="gone-1", worker="w-killed",
+                         created_at=long_ago, started_at=long_ago, heartbeat_at=long_ago)
+    never_beat = _export_row(settings, finished["id"], status="running", task_id="gone-2", worker="w-killed",
+                             created_at=long_ago, started_at=long_ago)
+    unsent = _export_row(settings, finished["id"], status="queued", task_id="never-sent-" + str(utcnow().timestamp()),
+                         created_at=long_ago)
+    for job_id in (silent, never_beat):
+        job = wait_for(lambda j=job_id: (lambda d: d if d["status"] == "failed" else None)(
+            http.get(f"/export-jobs/{j}").json()), timeout=30)
+        assert job["error"] == "worker lost: no heartbeat from its worker; export again", job
+        assert job["export"] is None and job["finished_at"] is not None
+    job, _ = follow(http, unsent, worker)
+    assert job["status"] == "succeeded" and job["export"], (job, worker.tail())
+    assert job["export"] in [i["name"] for i in http.get(f"/runs/{finished['id']}/exports").json()["items"]]
