@@ -513,8 +513,11 @@ def train(
             log.info("Thread tuner: %s", trainer.thread_tuner.summary())
             trainer.thread_tuner.restore()
         restore_sdpa(trainer.model)
+    # Mixed precision wraps the model's forward in bf16 autocast; the model handed on answers in its own dtype
+    # (else evaluation in this process would generate in bf16 while a model loaded from disk answers in fp32).
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     return TrainOutcome(
-        model=trainer.model,
+        model=model,
         cancelled=cancel.cancelled,
         global_step=trainer.state.global_step,
         best_checkpoint=trainer.state.best_model_checkpoint,

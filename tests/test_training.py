@@ -83,6 +83,20 @@ def test_full_finetune_kl_uses_a_frozen_reference(tiny_model_path, tiny_tokenize
     assert not hasattr(out.model, "peft_config")
 
 
+def test_the_trained_model_answers_in_its_own_dtype_after_bf16_training(tiny_model_path, tiny_tokenizer, tmp_path,
+                                                                     tiny_run):
+    """Evaluation in the same process asks the model the trainer hands back: bf16 autocast must not stay on it, or
+    its base (adapter off) would answer differently from the same weights loaded from disk."""
+    config = build_config({**tiny_run, "precision": "bf16"})
+    out = train(config, load_model(tiny_model_path), tiny_tokenizer, _rows(8), [], tmp_path)
+    ids = tiny_tokenizer("Tom has 3 apples and buys 4 more.", return_tensors="pt")["input_ids"]
+    with torch.inference_mode(), out.model.disable_adapter():
+        trained_base = out.model(input_ids=ids).logits
+    with torch.inference_mode():
+        fresh_base = load_model(tiny_model_path)(input_ids=ids).logits
+    torch.testing.assert_close(trained_base, fresh_base, rtol=0, atol=1e-6)
+
+
 def test_metrics_file_and_hook_agree(tiny_model_path, tiny_tokenizer, tmp_path, tiny_run):
     config = build_config(tiny_run)
     seen: list[dict] = []
