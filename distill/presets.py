@@ -33,9 +33,9 @@ _REFERENCE: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
-        # Measured: 11 min 14 s on 2 fp32 CPU cores, 7 min 51 s with bf16 (the plain defaults: about an hour).
+        # Measured: 5 min 53 s on 2 CPU cores, bf16 training (docs/benchmarks.md §3); the plain defaults: about an hour.
         "description": "200 built-in problems, 1 epoch (the embedded SmolLM2-135M), base vs SFT on 100 held-out "
-                       "— about 10 min on 2 CPU cores",
+                       "— about 6 min on 2 CPU cores",
         "config": {"model": "smollm2-135m", "dataset": "builtin:reasoning", "max_samples": 200, "epochs": 1,
                    "learning_rate": 1e-3, "batch_size": 2, "gradient_accumulation": 2, "eval_samples": 100},
     },

@@ -20,7 +20,7 @@ from ui_support import MISSING_MODEL, Studio, fill_number, open_ui, wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 DEMO_LABEL = ("demo: 200 built-in problems, 1 epoch (the embedded SmolLM2-135M), base vs SFT on 100 held-out "
-              "— about 10 min on 2 CPU cores")
+              "— about 6 min on 2 CPU cores")
 ROUND_TRIP_MS = 2_000  # long enough for a dropdown event's round trip to the server to land
 
 

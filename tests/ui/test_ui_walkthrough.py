@@ -56,7 +56,7 @@ def test_a_newcomers_first_session(page: Any, studio: Studio, tmp_path: Path) ->
     open_ui(pg, f"{studio.url}/ui/")
     wait_text(pg, "#cli-cmd", "distill --preset demo")
     assert pg.locator("#preset-pick input").first.input_value().startswith("demo: ")
-    assert "about 10 min" in pg.locator("#preset-pick input").first.input_value()
+    assert "about 6 min" in pg.locator("#preset-pick input").first.input_value()
     assert "$DISTILL_HOME/runs/run_N on the service" in pg.inner_text("#field-output_dir")  # where it really goes
 
     # 2. Edit it into a small run; opening the preset list and leaving it loses nothing.

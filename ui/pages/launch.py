@@ -24,7 +24,7 @@ from ui.shared import banner_html, esc, finite, kv_html
 
 PAGE = "launch"
 NO_PRESET = ""
-# What the page opens on (README: "the Launch page has the demo preset filled in"): ~10 minutes on 2 CPU cores.
+# What the page opens on (README: "the Launch page has the demo preset filled in"): ~6 minutes on 2 CPU cores.
 DEFAULT_PRESET = "demo"
 # The plain defaults: builtin:reasoning's 1,000 rows x 3 epochs, then base vs SFT on 100 held-out problems.
 NO_PRESET_LABEL = ("No preset (the plain defaults): 1,000 built-in problems, 3 epochs, base vs SFT on 100 held-out "
